@@ -1,0 +1,131 @@
+/* Internal declarations shared by the library's parts. Not installed. */
+#ifndef VP_INTERNAL_H
+#define VP_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vitport/vitport.h"
+#include "config.h"
+
+/* ---- one allocator path (after Lua) ------------------------------------ */
+/* Every allocation in the library goes through these. Tests may install a
+ * failing allocator to exercise out-of-memory paths. */
+void *vp__malloc(size_t n);
+void *vp__calloc(size_t n, size_t size);
+void *vp__realloc(void *p, size_t n);
+void vp__free(void *p);
+char *vp__strdup(const char *s);
+char *vp__strndup(const char *s, size_t n);
+typedef void *(*vp_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+void vp__set_allocator(vp_alloc_fn fn, void *ud); /* NULL restores the default */
+
+/* Overflow-checked arithmetic: return false on overflow. */
+static inline bool vp__mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline bool vp__add_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+
+/* ---- arena: bump allocator with a hard cap ------------------------------ */
+typedef struct vp_arena {
+    struct vp_arena_block *head;
+    size_t used, cap;   /* bytes handed out, and the most allowed */
+} vp_arena;
+void vp__arena_init(vp_arena *a, size_t cap);
+void *vp__arena_alloc(vp_arena *a, size_t n);          /* 16-aligned, zeroed; NULL past cap */
+char *vp__arena_strndup(vp_arena *a, const char *s, size_t n);
+void vp__arena_free(vp_arena *a);
+
+/* ---- growable byte buffer (for building JSON, names) ------------------- */
+typedef struct vp_buf { char *p; size_t n, cap; bool oom; } vp_buf;
+void vp__buf_add(vp_buf *b, const void *data, size_t n);
+void vp__buf_puts(vp_buf *b, const char *s);
+void vp__buf_printf(vp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vp__buf_free(vp_buf *b);
+
+/* ---- read-only file mapping --------------------------------------------- */
+typedef struct vp_map { int fd; const uint8_t *base; uint64_t size; } vp_map;
+int vp__map_open(vp_map *m, const char *path, char *err, size_t errlen);
+void vp__map_close(vp_map *m);
+/* Release pages of [off, off+len) (MADV_DONTNEED on a read-only mapping). */
+void vp__map_release(vp_map *m, uint64_t off, uint64_t len);
+
+/* ---- storages and sources ---------------------------------------------- */
+enum vp_store_kind {
+    VP_STORE_FILE = 0,   /* bytes lie in the file at `offset` */
+    VP_STORE_DEFLATE,    /* a deflated zip member: inflate, then skip `skip` bytes */
+    VP_STORE_MEMORY      /* bytes already in `owned` (e.g. built by the reader) */
+};
+
+typedef struct vp_storage {
+    int kind;
+    vp_dtype dtype;          /* element type of the storage */
+    uint64_t nbytes;         /* usable bytes of the storage */
+    uint64_t offset;         /* FILE: byte offset in the file */
+    long zip_entry;          /* DEFLATE: index of the zip entry */
+    uint64_t skip;           /* DEFLATE: bytes to skip after inflating (npy header) */
+    uint8_t *owned;          /* DEFLATE/MEMORY: the bytes, NULL until loaded */
+    const char *label;       /* for messages: "archive/data/3", "params/x.npy" */
+} vp_storage;
+
+struct vp_zip;   /* src/format/zip.h */
+
+struct vp_source {
+    char errmsg[768];
+    char *path;
+    const char *format;
+    vp_map map;
+    vp_arena arena;          /* names, labels, pickle values */
+    struct vp_zip *zip;      /* when the file is a zip archive */
+
+    vp_tensor *all;          /* every tensor found, full names */
+    size_t nall, capall;
+    vp_storage *storages;
+    size_t nstorages, capstorages;
+
+    vp_tensor *view;         /* narrowed by key (points into own array) */
+    size_t nview;
+    size_t *view_index;      /* view i -> index in all */
+
+    vp_value *root;          /* pickled object, if any */
+};
+
+/* Record a failure: formats "PATH: message" into src->errmsg, returns code. */
+int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
+
+/* Add a storage; returns its index or -1 (error set). */
+long vp__add_storage(vp_source *src, const vp_storage *st);
+/*
+ * Add a tensor that views storage `storage` (or -1 for none, then nbytes
+ * must be 0). Copies the name into the arena. Validates everything a reader
+ * cannot be trusted with: ndim <= VP_MAX_DIMS, non-negative sizes and
+ * strides, numel and nbytes without overflow, and that the furthest element
+ * lies inside the storage (stricter than torch, which reads past it).
+ * Returns VP_OK or an error (message set, naming the tensor).
+ */
+int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
+                   const int64_t *shape, const int64_t *strides, /* NULL: C-contiguous */
+                   int64_t storage_offset, long storage);
+
+/* Reader entry points: each fills src (format, tensors, storages, root).
+ * On failure they set the message and return the code; source.c cleans up. */
+int vp__zip_open(vp_source *src);          /* parses src->map into src->zip (zip.c) */
+int vp__open_torch_zip(vp_source *src);    /* after vp__zip_open: torch zip or TorchScript (torch.c) */
+int vp__open_npz(vp_source *src);          /* after vp__zip_open (npy.c) */
+int vp__open_torch_legacy(vp_source *src); /* torch.c */
+int vp__open_npy(vp_source *src);          /* npy.c */
+int vp__open_safetensors(vp_source *src);  /* safetensors.c */
+bool vp__zip_has_suffix(const vp_source *src, const char *suffix); /* any entry name ends so */
+void vp__zip_free(struct vp_zip *zip);
+/* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
+ * start (want <= its uncompressed size). VP_OK or an error with message. */
+int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
+
+/* Bytes of storage st (loading/inflating it if needed); NULL on error. */
+const uint8_t *vp__storage_bytes(vp_source *src, long st);
+
+/* Value tree helpers (src/format/value.c / pickle.c). */
+void vp__value_free_all(vp_source *src);
+
+#endif

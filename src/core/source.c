@@ -1,0 +1,349 @@
+/* The tensor-source API: format dispatch, tensor validation, strided reads,
+ * narrowing by key. Readers in src/format/ fill the tables. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- tables ------------------------------------------------------------- */
+long vp__add_storage(vp_source *src, const vp_storage *st)
+{
+    if (src->nstorages == src->capstorages) {
+        size_t cap = src->capstorages ? src->capstorages * 2 : 64;
+        if (cap > VP_MAX_TENSORS) { vp__err(src, VP_ERR_LIMIT, "more than %u storages", VP_MAX_TENSORS); return -1; }
+        vp_storage *p = vp__realloc(src->storages, cap * sizeof *p);
+        if (!p) { vp__err(src, VP_ERR_NOMEM, "out of memory"); return -1; }
+        src->storages = p; src->capstorages = cap;
+    }
+    src->storages[src->nstorages] = *st;
+    return (long)src->nstorages++;
+}
+
+int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
+                   const int64_t *shape, const int64_t *strides, int64_t storage_offset, long storage)
+{
+    if ((unsigned)dtype >= VP_DTYPE_COUNT) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': bad dtype", name);
+    if (ndim < 0 || ndim > VP_MAX_DIMS)
+        return vp__err(src, VP_ERR_UNSUPPORTED, "tensor '%s': %d dimensions (at most %d)", name, ndim, VP_MAX_DIMS);
+    size_t namelen = strlen(name);
+    if (namelen > VP_MAX_NAME) return vp__err(src, VP_ERR_LIMIT, "tensor name longer than %d bytes", VP_MAX_NAME);
+    if (src->nall >= VP_MAX_TENSORS) return vp__err(src, VP_ERR_LIMIT, "more than %u tensors", VP_MAX_TENSORS);
+
+    vp_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = dtype;
+    t.ndim = ndim;
+    t.storage = storage;
+    uint64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': negative size in dimension %d", name, i);
+        t.shape[i] = shape[i];
+        if (!vp__mul_u64(numel, (uint64_t)shape[i], &numel) || numel > (UINT64_MAX >> 4))
+            return vp__err(src, VP_ERR_FORMAT, "tensor '%s': element count overflows", name);
+    }
+    if (strides) {
+        for (int i = 0; i < ndim; i++) {
+            if (strides[i] < 0) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': negative stride in dimension %d", name, i);
+            t.strides[i] = strides[i];
+        }
+    } else {
+        int64_t s = 1;
+        for (int i = ndim - 1; i >= 0; i--) { t.strides[i] = s; s *= shape[i] ? shape[i] : 1; }
+    }
+    if (storage_offset < 0) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': negative storage offset", name);
+    t.storage_offset = storage_offset;
+    t.numel = numel;
+    size_t es = vp_dtype_size(dtype);
+    if (!vp__mul_u64(numel, es, &t.nbytes)) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': byte size overflows", name);
+
+    if (storage < 0) {
+        if (numel) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': has %llu elements but no storage", name, (unsigned long long)numel);
+    } else {
+        if ((size_t)storage >= src->nstorages) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': no such storage", name);
+        const vp_storage *st = &src->storages[storage];
+        if (numel) {
+            /* furthest element: offset + sum((size-1)*stride), checked for overflow */
+            uint64_t last = (uint64_t)storage_offset, term;
+            for (int i = 0; i < ndim; i++) {
+                if (!vp__mul_u64((uint64_t)(t.shape[i] - 1), (uint64_t)t.strides[i], &term) || !vp__add_u64(last, term, &last))
+                    return vp__err(src, VP_ERR_FORMAT, "tensor '%s': view extent overflows", name);
+            }
+            uint64_t need;
+            if (!vp__add_u64(last, 1, &need) || !vp__mul_u64(need, es, &need) || need > st->nbytes)
+                return vp__err(src, VP_ERR_FORMAT,
+                               "tensor '%s' needs %llu bytes of storage '%s' but it holds %llu",
+                               name, (unsigned long long)((last + 1) * es), st->label ? st->label : "?",
+                               (unsigned long long)st->nbytes);
+        }
+    }
+    t.name = vp__arena_strndup(&src->arena, name, namelen);
+    if (!t.name) return vp__err(src, VP_ERR_LIMIT, "out of name memory");
+    if (src->nall == src->capall) {
+        size_t cap = src->capall ? src->capall * 2 : 64;
+        vp_tensor *p = vp__realloc(src->all, cap * sizeof *p);
+        if (!p) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+        src->all = p; src->capall = cap;
+    }
+    src->all[src->nall++] = t;
+    return VP_OK;
+}
+
+/* ---- storage access --------------------------------------------------- */
+const uint8_t *vp__storage_bytes(vp_source *src, long idx)
+{
+    if (idx < 0 || (size_t)idx >= src->nstorages) { vp__err(src, VP_ERR_ARG, "no such storage"); return NULL; }
+    vp_storage *st = &src->storages[idx];
+    switch (st->kind) {
+    case VP_STORE_FILE:
+        if (st->offset > src->map.size || st->nbytes > src->map.size - st->offset) {
+            vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
+            return NULL;
+        }
+        return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
+    case VP_STORE_MEMORY:
+        return st->owned ? st->owned : (const uint8_t *)"";
+    case VP_STORE_DEFLATE: {
+        if (st->owned) return st->owned + st->skip;
+        uint64_t total;
+        if (!vp__add_u64(st->nbytes, st->skip, &total) || total > SIZE_MAX) { vp__err(src, VP_ERR_LIMIT, "storage too large"); return NULL; }
+        uint8_t *buf = vp__malloc((size_t)total ? (size_t)total : 1);
+        if (!buf) { vp__err(src, VP_ERR_NOMEM, "out of memory inflating '%s' (%llu bytes)", st->label ? st->label : "?", (unsigned long long)total); return NULL; }
+        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK) { vp__free(buf); return NULL; }
+        st->owned = buf;
+        return buf + st->skip;
+    }
+    }
+    return NULL;
+}
+
+static bool is_c_contiguous(const vp_tensor *t)
+{
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+/* ---- public API --------------------------------------------------------- */
+static int narrow(vp_source *src, const char *key);
+
+int vp_source_open(vp_source **out, const char *path, const char *key)
+{
+    vp_source *src = vp__calloc(1, sizeof *src);
+    *out = src;
+    if (!src) return VP_ERR_NOMEM;
+    src->map.fd = -1;
+    src->path = vp__strdup(path ? path : "");
+    if (!src->path) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    int rc = vp__map_open(&src->map, path, src->errmsg, sizeof src->errmsg);
+    if (rc) return rc;
+    size_t cap = VP_ARENA_FIXED;
+    uint64_t extra;
+    if (vp__mul_u64(src->map.size, VP_ARENA_PER_INPUT_BYTE, &extra) && extra < SIZE_MAX - cap) cap += (size_t)extra;
+    else cap = SIZE_MAX / 2;
+    vp__arena_init(&src->arena, cap);
+
+    const uint8_t *b = src->map.base;
+    uint64_t n = src->map.size;
+    if (n >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) {
+        rc = vp__zip_open(src);
+        if (rc == VP_OK) {
+            if (vp__zip_has_suffix(src, "data.pkl")) rc = vp__open_torch_zip(src);
+            else if (vp__zip_has_suffix(src, ".npy")) rc = vp__open_npz(src);
+            else rc = vp__err(src, VP_ERR_UNSUPPORTED, "zip archive holds neither data.pkl (torch) nor .npy members (npz)");
+        }
+    } else if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) {
+        rc = vp__open_npy(src);
+    } else if (n >= 2 && b[0] == 0x80 && b[1] <= 5) {
+        rc = vp__open_torch_legacy(src);
+    } else if (n >= 9 && b[8] == '{') {
+        rc = vp__open_safetensors(src);
+    } else if (n == 0) {
+        rc = vp__err(src, VP_ERR_FORMAT, "empty file");
+    } else {
+        rc = vp__err(src, VP_ERR_FORMAT, "unrecognised format (not a torch zip/legacy file, npy, npz or safetensors)");
+    }
+    if (rc) return rc;
+    return narrow(src, key);
+}
+
+/* Names of the sub-dictionaries that hold tensors, for "did you mean". */
+static void list_candidates(vp_source *src, vp_buf *b)
+{
+    size_t shown = 0;
+    for (size_t i = 0; i < src->nall && shown < 12; i++) {
+        const char *nm = src->all[i].name;
+        for (const char *p = strchr(nm, '/'); p; p = strchr(p + 1, '/')) {
+            size_t len = (size_t)(p - nm);
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                if (!strncmp(src->all[j].name, nm, len) && src->all[j].name[len] == '/') seen = true;
+            if (seen) continue;
+            /* not printed yet in this buffer? */
+            vp__buf_printf(b, "%s'%.*s'", shown ? ", " : "", (int)len, nm);
+            shown++;
+        }
+    }
+    if (!shown) vp__buf_puts(b, "none (the tensors are not nested)");
+}
+
+static int narrow(vp_source *src, const char *key)
+{
+    if (!key || !*key) {
+        src->view = src->all;
+        src->nview = src->nall;
+        return VP_OK;
+    }
+    size_t klen = strlen(key);
+    while (klen && key[klen - 1] == '/') klen--;
+    src->view = vp__calloc(src->nall ? src->nall : 1, sizeof *src->view);
+    src->view_index = vp__calloc(src->nall ? src->nall : 1, sizeof *src->view_index);
+    if (!src->view || !src->view_index) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < src->nall; i++) {
+        const char *nm = src->all[i].name;
+        if (strncmp(nm, key, klen) || nm[klen] != '/') continue;
+        src->view[src->nview] = src->all[i];
+        src->view[src->nview].name = nm + klen + 1;
+        src->view_index[src->nview++] = i;
+    }
+    if (src->nview == 0) {
+        vp_buf b = {0};
+        list_candidates(src, &b);
+        int rc = vp__err(src, VP_ERR_NOTFOUND, "no sub-dictionary '%.*s' holds tensors; candidates: %s",
+                         (int)klen, key, b.p ? b.p : "?");
+        vp__buf_free(&b);
+        return rc;
+    }
+    return VP_OK;
+}
+
+void vp_source_close(vp_source *src)
+{
+    if (!src) return;
+    for (size_t i = 0; i < src->nstorages; i++)
+        if (src->storages[i].kind != VP_STORE_FILE) vp__free(src->storages[i].owned);
+    vp__free(src->storages);
+    if (src->view != src->all) vp__free(src->view);
+    vp__free(src->view_index);
+    vp__free(src->all);
+    if (src->zip) vp__zip_free(src->zip);
+    vp__value_free_all(src);
+    vp__arena_free(&src->arena);
+    vp__map_close(&src->map);
+    vp__free(src->path);
+    vp__free(src);
+}
+
+const char *vp_source_errmsg(const vp_source *src) { return src ? src->errmsg : "out of memory"; }
+const char *vp_source_format(const vp_source *src) { return src && src->format ? src->format : ""; }
+size_t vp_source_count(const vp_source *src) { return src ? src->nview : 0; }
+const vp_tensor *vp_source_tensor(const vp_source *src, size_t i) { return src && i < src->nview ? &src->view[i] : NULL; }
+const vp_value *vp_source_root(const vp_source *src) { return src ? src->root : NULL; }
+int vp_source_fd(const vp_source *src) { return src ? src->map.fd : -1; }
+
+long vp_source_find(const vp_source *src, const char *name)
+{
+    if (!src || !name) return -1;
+    for (size_t i = 0; i < src->nview; i++)
+        if (!strcmp(src->view[i].name, name)) return (long)i;
+    return -1;
+}
+
+/* Copy a strided view into dst (C order), one innermost run at a time. */
+static void gather(uint8_t *dst, const uint8_t *base, const vp_tensor *t, size_t es)
+{
+    if (t->numel == 0) return;
+    if (t->ndim == 0) { memcpy(dst, base + (size_t)t->storage_offset * es, es); return; }
+    int64_t idx[VP_MAX_DIMS] = {0};
+    int last = t->ndim - 1;
+    int64_t inner = t->shape[last], istride = t->strides[last];
+    uint64_t outer = t->numel / (uint64_t)inner;
+    for (uint64_t o = 0; o < outer; o++) {
+        int64_t off = t->storage_offset;
+        for (int d = 0; d < last; d++) off += idx[d] * t->strides[d];
+        const uint8_t *s = base + (size_t)off * es;
+        if (istride == 1) {
+            memcpy(dst, s, (size_t)inner * es);
+            dst += (size_t)inner * es;
+        } else {
+            for (int64_t k = 0; k < inner; k++, dst += es) memcpy(dst, s + (size_t)(k * istride) * es, es);
+        }
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
+{
+    if (!src || i >= src->nview) return VP_ERR_ARG;
+    const vp_tensor *t = &src->view[i];
+    if (dst_bytes < t->nbytes) return vp__err(src, VP_ERR_ARG, "tensor '%s': buffer of %zu bytes, needs %llu", t->name, dst_bytes, (unsigned long long)t->nbytes);
+    if (t->numel == 0) return VP_OK;
+    const uint8_t *base = vp__storage_bytes(src, (long)t->storage);
+    if (!base) return VP_ERR_FORMAT;
+    size_t es = vp_dtype_size(t->dtype);
+    if (is_c_contiguous(t)) memcpy(dst, base + (size_t)t->storage_offset * es, (size_t)t->nbytes);
+    else gather(dst, base, t, es);
+    return VP_OK;
+}
+
+int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
+{
+    if (!src || i >= src->nview || (unsigned)to >= VP_DTYPE_COUNT) return VP_ERR_ARG;
+    const vp_tensor *t = &src->view[i];
+    if (to == t->dtype) return vp_source_read(src, i, dst, dst_bytes);
+    uint64_t need;
+    if (!vp__mul_u64(t->numel, vp_dtype_size(to), &need) || dst_bytes < need)
+        return vp__err(src, VP_ERR_ARG, "tensor '%s': buffer too small", t->name);
+    if (t->numel == 0) return VP_OK;
+    const void *p = vp_source_data(src, i);
+    void *tmp = NULL;
+    if (!p) {
+        if (t->nbytes > SIZE_MAX) return vp__err(src, VP_ERR_LIMIT, "tensor too large");
+        tmp = vp__malloc((size_t)t->nbytes);
+        if (!tmp) return vp__err(src, VP_ERR_NOMEM, "out of memory reading '%s'", t->name);
+        int rc = vp_source_read(src, i, tmp, (size_t)t->nbytes);
+        if (rc) { vp__free(tmp); return rc; }
+        p = tmp;
+    }
+    vp_dtype_convert(dst, to, p, t->dtype, (size_t)t->numel);
+    vp__free(tmp);
+    return VP_OK;
+}
+
+const void *vp_source_data(vp_source *src, size_t i)
+{
+    if (!src || i >= src->nview) return NULL;
+    const vp_tensor *t = &src->view[i];
+    if (t->storage < 0 || !is_c_contiguous(t)) return NULL;
+    vp_storage *st = &src->storages[t->storage];
+    if (st->kind == VP_STORE_DEFLATE && !st->owned) return NULL;
+    const uint8_t *base = vp__storage_bytes(src, (long)t->storage);
+    return base ? base + (size_t)t->storage_offset * vp_dtype_size(t->dtype) : NULL;
+}
+
+int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset)
+{
+    if (!src || i >= src->nview) return VP_ERR_ARG;
+    const vp_tensor *t = &src->view[i];
+    if (t->storage < 0 || !is_c_contiguous(t)) return VP_ERR_UNSUPPORTED;
+    const vp_storage *st = &src->storages[t->storage];
+    if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
+    *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
+    return VP_OK;
+}
+
+void vp_source_release(vp_source *src, size_t i)
+{
+    if (!src || i >= src->nview) return;
+    const vp_tensor *t = &src->view[i];
+    if (t->storage < 0) return;
+    vp_storage *st = &src->storages[t->storage];
+    if (st->kind == VP_STORE_FILE) vp__map_release(&src->map, st->offset, st->nbytes);
+    else if (st->kind == VP_STORE_DEFLATE) { vp__free(st->owned); st->owned = NULL; }
+}

@@ -1,0 +1,173 @@
+/* Arena, growable buffer, file mapping and error formatting. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- arena -------------------------------------------------------------- */
+struct vp_arena_block { struct vp_arena_block *next; size_t size, used; unsigned char data[]; };
+
+void vp__arena_init(vp_arena *a, size_t cap) { a->head = NULL; a->used = 0; a->cap = cap; }
+
+void *vp__arena_alloc(vp_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0) n = 16;
+    if (n > a->cap - a->used || a->used > a->cap) return NULL;
+    struct vp_arena_block *b = a->head;
+    if (!b || b->size - b->used < n) {
+        size_t sz = n > 65536 ? n : 65536;
+        b = vp__malloc(sizeof *b + sz);
+        if (!b) return NULL;
+        b->size = sz; b->used = 0; b->next = a->head; a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    a->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *vp__arena_strndup(vp_arena *a, const char *s, size_t n)
+{
+    if (n == SIZE_MAX) return NULL;
+    char *d = vp__arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+void vp__arena_free(vp_arena *a)
+{
+    struct vp_arena_block *b = a->head;
+    while (b) { struct vp_arena_block *n = b->next; vp__free(b); b = n; }
+    a->head = NULL; a->used = 0;
+}
+
+/* ---- buffer ------------------------------------------------------------- */
+void vp__buf_add(vp_buf *b, const void *data, size_t n)
+{
+    if (b->oom) return;
+    if (b->cap - b->n <= n) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->n <= n) {
+            if (cap > SIZE_MAX / 2) { b->oom = true; return; }
+            cap *= 2;
+        }
+        char *p = vp__realloc(b->p, cap);
+        if (!p) { b->oom = true; return; }
+        b->p = p; b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void vp__buf_puts(vp_buf *b, const char *s) { vp__buf_add(b, s, strlen(s)); }
+
+void vp__buf_printf(vp_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) { vp__buf_add(b, tmp, (size_t)n); return; }
+    char *big = vp__malloc((size_t)n + 1);
+    if (!big) { b->oom = true; return; }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    vp__buf_add(b, big, (size_t)n);
+    vp__free(big);
+}
+
+void vp__buf_free(vp_buf *b) { vp__free(b->p); b->p = NULL; b->n = b->cap = 0; b->oom = false; }
+
+/* ---- mapping ------------------------------------------------------------ */
+int vp__map_open(vp_map *m, const char *path, char *err, size_t errlen)
+{
+    m->fd = -1; m->base = NULL; m->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return VP_ERR_IO; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) { snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno)); close(fd); return VP_ERR_IO; }
+    if (!S_ISREG(st.st_mode)) { snprintf(err, errlen, "%s: not a regular file", path); close(fd); return VP_ERR_IO; }
+    m->fd = fd;
+    m->size = (uint64_t)st.st_size;
+    if (m->size == 0) return VP_OK;
+    void *p = mmap(NULL, (size_t)m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) { snprintf(err, errlen, "%s: cannot map: %s", path, strerror(errno)); close(fd); m->fd = -1; return VP_ERR_IO; }
+    m->base = p;
+    return VP_OK;
+}
+
+void vp__map_close(vp_map *m)
+{
+    if (m->base) munmap((void *)m->base, (size_t)m->size);
+    if (m->fd >= 0) close(m->fd);
+    m->base = NULL; m->fd = -1; m->size = 0;
+}
+
+void vp__map_release(vp_map *m, uint64_t off, uint64_t len)
+{
+    if (!m->base || off >= m->size) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t start = off & ~(uint64_t)(pg - 1);
+    uint64_t end = off + len;
+    if (end > m->size) end = m->size;
+    if (end <= start) return;
+    /* Read-only private mapping of a file: dropping pages loses nothing. */
+    madvise((void *)(m->base + start), (size_t)(end - start), MADV_DONTNEED);
+}
+
+/* ---- errors ------------------------------------------------------------- */
+int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap)
+{
+    size_t n = 0;
+    if (prefix && *prefix) {
+        int k = snprintf(dst, dstlen, "%s: ", prefix);
+        n = k < 0 ? 0 : ((size_t)k < dstlen ? (size_t)k : dstlen - 1);
+    }
+    vsnprintf(dst + n, dstlen - n, fmt, ap);
+    /* Keep it one line. */
+    for (char *c = dst; *c; c++) if (*c == '\n' || *c == '\r') *c = ' ';
+    return 0;
+}
+
+int vp__err(vp_source *src, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vp__verr(src->errmsg, sizeof src->errmsg, src->path, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *vp_strerror(int code)
+{
+    switch (code) {
+    case VP_OK: return "ok";
+    case VP_ERR_IO: return "input/output error";
+    case VP_ERR_FORMAT: return "malformed input";
+    case VP_ERR_UNSUPPORTED: return "unsupported input";
+    case VP_ERR_REFUSED: return "refused unsafe pickle";
+    case VP_ERR_LIMIT: return "limit exceeded";
+    case VP_ERR_NOMEM: return "out of memory";
+    case VP_ERR_NOTFOUND: return "not found";
+    case VP_ERR_ARG: return "invalid argument";
+    case VP_ERR_AMBIGUOUS: return "ambiguous choice";
+    case VP_ERR_MISMATCH: return "check failed";
+    default: return "unknown error";
+    }
+}
+
+const char *vp_version(void) { return VITPORT_VERSION_STRING; }
