@@ -1,5 +1,4 @@
 /* Arena, growable buffer, file mapping and error formatting. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
