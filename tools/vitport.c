@@ -1,5 +1,53 @@
-/* STUB CLI */
+/* vitport: the command-line program. Subcommands live in tools/cmd_*.c. */
 #include <stdio.h>
 #include <string.h>
+
 #include "vitport/vitport.h"
-int main(int argc, char **argv) { if (argc > 1 && !strcmp(argv[1], "--version")) { printf("vitport %s\n", vp_version()); return 0; } fprintf(stderr, "usage: vitport COMMAND\n"); return 2; }
+#include "cli.h"
+
+static const struct { const char *name; int (*fn)(int, char **); const char *summary; } COMMANDS[] = {
+    {"inspect", cmd_inspect, "show the format, structure and tensors of a checkpoint"},
+    {"convert", cmd_convert, "convert a checkpoint to the Hugging Face layout"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vitport COMMAND [ARGS]\n"
+            "\n"
+            "Read vision-transformer checkpoints in their release formats (torch .pth/.pt\n"
+            "zip, legacy and TorchScript archives; NumPy .npy/.npz; safetensors) safely,\n"
+            "without executing any pickled code, and convert them to the Hugging Face layout.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f,
+            "\n"
+            "options:\n"
+            "  -h, --help     show this help (vitport COMMAND --help for a command's)\n"
+            "  --version      print the version\n"
+            "\n"
+            "exit status: 0 ok, 1 bad input or failed check, 2 usage error\n");
+}
+
+const char *vp_cli_bytes(double n, char *buf, unsigned len)
+{
+    const char *u[] = {"B", "kB", "MB", "GB", "TB"};
+    int i = 0;
+    while (n >= 1000 && i < 4) { n /= 1000; i++; }
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", n, u[i]);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return VP_EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return VP_EXIT_OK; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) { printf("vitport %s\n", vp_version()); return VP_EXIT_OK; }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(cmd, COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vitport: unknown command '%s' (see vitport --help)\n", cmd);
+    return VP_EXIT_USAGE;
+}
