@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmark: `vitport inspect` on a >= 1 GiB torch checkpoint, against the peer
+# a user would reach for: torch.load(mmap=True, weights_only=True) listing the
+# same names, dtypes and shapes. Reports wall time and peak RSS (GNU time -v),
+# best of 3, and the ratio peer/vitport. Usage: bench/bench_inspect.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build}"
+PY="${VP_PYTHON:-$PWD/.venv/bin/python}"
+OUT=bench/out; mkdir -p "$OUT"
+CK="$OUT/vit_large_patch16_224.pth"
+[ -f "$CK" ] || { echo "generating $CK"; "$PY" bench/gen_big.py "$CK"; }
+command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 1; }
+size=$(stat -c %s "$CK")
+
+measure() { # prints "seconds kb" for the best of 3 runs of "$@"
+  local best_s=999999 best_kb=0
+  for _ in 1 2 3; do
+    /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null
+    read -r s kb < "$OUT/time.txt"
+    if awk "BEGIN{exit !($s < $best_s)}"; then best_s=$s; best_kb=$kb; fi
+  done
+  echo "$best_s $best_kb"
+}
+
+cat > "$OUT/peer_inspect.py" <<'PY'
+import sys, torch
+sd = torch.load(sys.argv[1], mmap=True, weights_only=True, map_location="cpu")
+total = 0
+for k, v in sd.items():
+    print(k, str(v.dtype), list(v.shape), v.numel() * v.element_size())
+    total += v.numel()
+print(total)
+PY
+read -r vs vkb < <(measure "$BUILD/vitport" inspect "$CK")
+read -r ps pkb < <(measure "$PY" "$OUT/peer_inspect.py" "$CK")
+printf "checkpoint: %s (%.2f GiB)\n" "$CK" "$(awk "BEGIN{print $size/1073741824}")"
+printf "%-44s %9s %12s\n" "command" "wall s" "peak RSS MB"
+printf "%-44s %9.3f %12.1f\n" "vitport inspect" "$vs" "$(awk "BEGIN{print $vkb/1024}")"
+printf "%-44s %9.3f %12.1f\n" "torch.load(mmap=True, weights_only=True)" "$ps" "$(awk "BEGIN{print $pkb/1024}")"
+printf "ratio (torch / vitport): wall %.1fx, peak RSS %.1fx\n" \
+  "$(awk "BEGIN{print $ps/($vs>0.001?$vs:0.001)}")" "$(awk "BEGIN{print $pkb/$vkb}")"

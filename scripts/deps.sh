@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages vitport builds with (idempotent).
+# With --dev also the test tools: clang (libFuzzer), and a Python venv
+# (.venv) with the peers the tests cross-check against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+PKGS="cmake build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev"
+DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
+[ $DEV = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev python3-venv time"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+if [ $DEV = 1 ]; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers" 2>/dev/null; then
+    echo "creating .venv (torch 2.13.0 CPU, numpy, safetensors, transformers)"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+    # Pinned: an unpinned torch pulls a CUDA build of several GB.
+    .venv/bin/pip install -q torch==2.13.0 numpy safetensors transformers
+  fi
+fi
