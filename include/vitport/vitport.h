@@ -164,6 +164,10 @@ VP_API int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset
 /** The file descriptor of the open file (read-only), for copy_file_range. */
 VP_API int vp_source_fd(const vp_source *src);
 
+/** A safetensors file's `__metadata__` value for `key`, or NULL (no such
+ * key, or not a safetensors file). Valid until vp_source_close. */
+VP_API const char *vp_source_metadata(const vp_source *src, const char *key);
+
 /**
  * Tell the source that tensor i's bytes will not be needed again soon:
  * its pages in the mapping are released and inflated copies freed, so

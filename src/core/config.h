@@ -29,7 +29,7 @@
 #define VP_MAX_NAME 4096
 /* npy header and safetensors JSON header size limits. */
 #define VP_NPY_MAX_HEADER (1u << 20)
-#define VP_ST_MAX_HEADER (100u << 20)   /* as the reference implementation */
+#define VP_ST_MAX_HEADER 100000000u    /* as the reference implementation */
 
 /* Zip: deflate cannot expand more than 1032:1; a member that claims more
  * is a bomb. Also the most entries in a central directory. */

@@ -88,6 +88,9 @@ struct vp_source {
     size_t *view_index;      /* view i -> index in all */
 
     vp_value *root;          /* pickled object, if any */
+
+    void *format_data;               /* reader-private data (safetensors: __metadata__) */
+    void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
 };
 
 /* Record a failure: formats "PATH: message" into src->errmsg, returns code. */

@@ -157,10 +157,13 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
         }
     } else if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) {
         rc = vp__open_npy(src);
+    } else if (n >= 9 && b[8] == '{') {
+        /* Before the pickle test: a safetensors header size such as 0x180
+         * starts with the bytes 0x80 0x01, like a pickle. A legacy torch
+         * file's byte 8 lies inside its magic number, never '{'. */
+        rc = vp__open_safetensors(src);
     } else if (n >= 2 && b[0] == 0x80 && b[1] <= 5) {
         rc = vp__open_torch_legacy(src);
-    } else if (n >= 9 && b[8] == '{') {
-        rc = vp__open_safetensors(src);
     } else if (n == 0) {
         rc = vp__err(src, VP_ERR_FORMAT, "empty file");
     } else {
@@ -223,6 +226,7 @@ static int narrow(vp_source *src, const char *key)
 void vp_source_close(vp_source *src)
 {
     if (!src) return;
+    if (src->format_free) src->format_free(src->format_data);
     for (size_t i = 0; i < src->nstorages; i++)
         if (src->storages[i].kind != VP_STORE_FILE) vp__free(src->storages[i].owned);
     vp__free(src->storages);

@@ -1,11 +1,783 @@
-/* STUB: replaced by the safetensors reader and writer. */
+/*
+ * safetensors: a validating reader and a streaming writer.
+ *
+ * Layout: 8-byte little-endian header size N, N bytes of UTF-8 JSON (an
+ * object: tensor name -> {"dtype", "shape", "data_offsets": [begin, end]},
+ * plus an optional "__metadata__" string->string map), then the data buffer.
+ *
+ * The reader accepts what the reference implementation (the `safetensors`
+ * crate) accepts and refuses the rest, with two deliberate differences that
+ * make it stricter: duplicate tensor (or metadata) names are refused rather
+ * than resolved "last one wins", and a name holding a NUL character
+ * (\u0000) is refused because it cannot be kept in a C string.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
 #include "core/internal.h"
-int vp__open_safetensors(vp_source *src) { return vp__err(src, VP_ERR_UNSUPPORTED, "safetensors not implemented yet"); }
-int vp_st_writer_open(vp_st_writer **out, const char *path) { (void)path; *out = NULL; return VP_ERR_UNSUPPORTED; }
-int vp_st_writer_meta(vp_st_writer *w, const char *k, const char *v) { (void)w; (void)k; (void)v; return VP_ERR_UNSUPPORTED; }
-int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim, const int64_t *shape) { (void)w; (void)name; (void)dtype; (void)ndim; (void)shape; return VP_ERR_UNSUPPORTED; }
-int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n) { (void)w; (void)data; (void)n; return VP_ERR_UNSUPPORTED; }
-int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n) { (void)w; (void)fd; (void)offset; (void)n; return VP_ERR_UNSUPPORTED; }
-int vp_st_writer_finish(vp_st_writer *w) { (void)w; return VP_ERR_UNSUPPORTED; }
-void vp_st_writer_close(vp_st_writer *w) { (void)w; }
-const char *vp_st_writer_errmsg(const vp_st_writer *w) { (void)w; return "not implemented"; }
+
+/* JSON numbers arrive as doubles; every integer up to 2^53 is exact. */
+#define ST_MAX_JSON_INT 9007199254740992.0
+
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF), as
+ * Rust's str::from_utf8. Returns the offset of the first bad byte, or n. */
+static size_t utf8_check(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
+        if (c >= 0xc2 && c <= 0xdf) len = 2;
+        else if (c >= 0xe0 && c <= 0xef) { len = 3; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
+        else if (c >= 0xf0 && c <= 0xf4) { len = 4; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
+        else return i;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
+        for (size_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+        i += len;
+    }
+    return n;
+}
+
+/* Does a JSON string in the text hold the escape \u0000? cJSON would cut
+ * the string there, silently changing the name. */
+static bool json_has_nul_escape(const char *s, size_t n)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_str) { if (s[i] == '"') in_str = true; continue; }
+        if (s[i] == '"') in_str = false;
+        else if (s[i] == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && n - i >= 6 && !memcmp(s + i + 2, "0000", 4)) return true;
+            i++;   /* skip the escaped character (it may be a quote) */
+        }
+    }
+    return false;
+}
+
+static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* A copy of a name fit for a one-line message: control bytes become '?',
+ * long names are cut. */
+static const char *shown(char buf[static 160], const char *name)
+{
+    size_t i = 0;
+    for (; name[i] && i < 150; i++) buf[i] = ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) ? '?' : name[i];
+    if (name[i]) { memcpy(buf + i, "...", 3); i += 3; }
+    buf[i] = 0;
+    return buf;
+}
+
+/* ---- reader: one header entry ------------------------------------------ */
+typedef struct st_entry {
+    const char *name;
+    vp_dtype dtype;
+    int ndim;
+    int64_t shape[VP_MAX_DIMS];
+    uint64_t begin, end;
+} st_entry;
+
+typedef struct st_meta {
+    size_t n;
+    const char **keys, **vals;   /* sorted by key; strings live in the source's arena */
+} st_meta;
+
+static void st_meta_free(void *p)
+{
+    st_meta *m = p;
+    if (!m) return;
+    vp__free(m->keys);
+    vp__free(m->vals);
+    vp__free(m);
+}
+
+static bool json_uint(const cJSON *v, uint64_t *out)
+{
+    if (!cJSON_IsNumber(v)) return false;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d <= ST_MAX_JSON_INT)) return false;   /* also refuses NaN */
+    uint64_t u = (uint64_t)d;
+    if ((double)u != d) return false;                       /* a fraction */
+    *out = u;
+    return true;
+}
+
+/* safetensors dtype names the reference knows but vitport does not handle. */
+static bool st_known_dtype(const char *s)
+{
+    static const char *const other[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0",
+                                        "F8_E4M3FNUZ", "F8_E5M2FNUZ", "U16", "U32", "U64", "C64"};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        if (!strcmp(s, other[i])) return true;
+    return false;
+}
+
+static int parse_dtype(vp_source *src, const char *nm, const cJSON *j, vp_dtype *out)
+{
+    if (!cJSON_IsString(j)) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': \"dtype\" is missing or not a string", nm);
+    for (int t = 0; t < VP_DTYPE_COUNT; t++)
+        if (!strcmp(j->valuestring, vp_dtype_st_name((vp_dtype)t))) { *out = (vp_dtype)t; return VP_OK; }
+    char b[160];
+    return vp__err(src, VP_ERR_UNSUPPORTED, "tensor '%s': %s dtype '%s'", nm,
+                   st_known_dtype(j->valuestring) ? "unsupported" : "unknown", shown(b, j->valuestring));
+}
+
+static int parse_shape(vp_source *src, const char *nm, const cJSON *j, st_entry *e)
+{
+    if (!cJSON_IsArray(j)) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': \"shape\" is missing or not a list", nm);
+    int nd = 0;
+    for (const cJSON *d = j->child; d; d = d->next, nd++) {
+        uint64_t v;
+        if (nd >= VP_MAX_DIMS)
+            return vp__err(src, VP_ERR_UNSUPPORTED, "tensor '%s': more than %d dimensions", nm, VP_MAX_DIMS);
+        if (!json_uint(d, &v))
+            return vp__err(src, VP_ERR_FORMAT, "tensor '%s': shape entry %d is not a non-negative integer", nm, nd);
+        e->shape[nd] = (int64_t)v;
+    }
+    e->ndim = nd;
+    return VP_OK;
+}
+
+static int parse_offsets(vp_source *src, const char *nm, const cJSON *j, st_entry *e, uint64_t datasize)
+{
+    const cJSON *b = cJSON_IsArray(j) ? j->child : NULL, *en = b ? b->next : NULL;
+    if (!b || !en || en->next || !json_uint(b, &e->begin) || !json_uint(en, &e->end))
+        return vp__err(src, VP_ERR_FORMAT, "tensor '%s': \"data_offsets\" is not a pair of non-negative integers", nm);
+    if (e->end < e->begin)
+        return vp__err(src, VP_ERR_FORMAT, "tensor '%s': data_offsets [%llu, %llu] end before they begin", nm,
+                       (unsigned long long)e->begin, (unsigned long long)e->end);
+    if (e->end > datasize)
+        return vp__err(src, VP_ERR_FORMAT, "tensor '%s': data_offsets [%llu, %llu] lie past the end of the %llu-byte data buffer",
+                       nm, (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)datasize);
+    return VP_OK;
+}
+
+static int parse_entry(vp_source *src, const cJSON *j, st_entry *e, uint64_t datasize)
+{
+    char b[160];
+    const char *nm = shown(b, j->string);
+    if (!cJSON_IsObject(j)) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': entry is not an object", nm);
+    int rc;
+    if ((rc = parse_dtype(src, nm, cJSON_GetObjectItemCaseSensitive(j, "dtype"), &e->dtype)) ||
+        (rc = parse_shape(src, nm, cJSON_GetObjectItemCaseSensitive(j, "shape"), e)) ||
+        (rc = parse_offsets(src, nm, cJSON_GetObjectItemCaseSensitive(j, "data_offsets"), e, datasize)))
+        return rc;
+    uint64_t numel = 1, need;
+    for (int i = 0; i < e->ndim; i++)
+        if (!vp__mul_u64(numel, (uint64_t)e->shape[i], &numel))
+            return vp__err(src, VP_ERR_FORMAT, "tensor '%s': element count overflows", nm);
+    if (!vp__mul_u64(numel, vp_dtype_size(e->dtype), &need))
+        return vp__err(src, VP_ERR_FORMAT, "tensor '%s': byte size overflows", nm);
+    if (need != e->end - e->begin)
+        return vp__err(src, VP_ERR_FORMAT, "tensor '%s': data_offsets span %llu bytes but %llu %s elements need %llu", nm,
+                       (unsigned long long)(e->end - e->begin), (unsigned long long)numel,
+                       vp_dtype_st_name(e->dtype), (unsigned long long)need);
+    e->name = j->string;
+    return VP_OK;
+}
+
+/* ---- reader: metadata --------------------------------------------------- */
+static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int parse_metadata(vp_source *src, const cJSON *j)
+{
+    if (cJSON_IsNull(j)) return VP_OK;   /* the reference reads null as "no metadata" */
+    if (!cJSON_IsObject(j)) return vp__err(src, VP_ERR_FORMAT, "__metadata__ is not an object of strings");
+    size_t n = 0;
+    for (const cJSON *c = j->child; c; c = c->next) n++;
+    st_meta *m = vp__calloc(1, sizeof *m);
+    if (!m) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    src->format_data = m;
+    src->format_free = st_meta_free;
+    m->keys = vp__calloc(n ? n : 1, sizeof *m->keys);
+    m->vals = vp__calloc(n ? n : 1, sizeof *m->vals);
+    if (!m->keys || !m->vals) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    char b[160];
+    /* Keep key and value together while sorting: sort pairs of pointers. */
+    const char **pairs = vp__calloc(n ? 2 * n : 1, sizeof *pairs);
+    if (!pairs) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    size_t i = 0;
+    for (const cJSON *c = j->child; c; c = c->next, i++) {
+        if (!cJSON_IsString(c)) {
+            vp__free(pairs);
+            return vp__err(src, VP_ERR_FORMAT, "__metadata__ value of '%s' is not a string", shown(b, c->string));
+        }
+        pairs[2 * i] = c->string;
+        pairs[2 * i + 1] = c->valuestring;
+    }
+    qsort(pairs, n, 2 * sizeof *pairs, cmp_str_ptr);
+    for (i = 0; i < n; i++) {
+        if (i && !strcmp(pairs[2 * i], pairs[2 * i - 2])) {
+            int rc = vp__err(src, VP_ERR_FORMAT, "duplicate __metadata__ key '%s'", shown(b, pairs[2 * i]));
+            vp__free(pairs);
+            return rc;
+        }
+        m->keys[i] = vp__arena_strndup(&src->arena, pairs[2 * i], strlen(pairs[2 * i]));
+        m->vals[i] = vp__arena_strndup(&src->arena, pairs[2 * i + 1], strlen(pairs[2 * i + 1]));
+        if (!m->keys[i] || !m->vals[i]) { vp__free(pairs); return vp__err(src, VP_ERR_LIMIT, "out of name memory"); }
+        m->n = i + 1;
+    }
+    vp__free(pairs);
+    return VP_OK;
+}
+
+const char *vp_source_metadata(const vp_source *src, const char *key)
+{
+    if (!src || !key || src->format_free != st_meta_free || !src->format_data) return NULL;
+    const st_meta *m = src->format_data;
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, m->keys[mid]);
+        if (!c) return m->vals[mid];
+        if (c < 0) hi = mid; else lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* ---- reader: the whole header ------------------------------------------ */
+static int cmp_entry_name(const void *a, const void *b)
+{
+    return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
+}
+
+/* Data-offset order; empty tensors sharing an offset are ordered by name. */
+static int cmp_entry_offsets(const void *a, const void *b)
+{
+    const st_entry *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The entries, sorted by offset, must tile [0, datasize) exactly. */
+static int check_tiling(vp_source *src, const st_entry *e, size_t n, uint64_t datasize)
+{
+    char b1[160], b2[160];
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].begin > at) {
+            if (i == 0)
+                return vp__err(src, VP_ERR_FORMAT, "tensor '%s' begins at byte %llu of the data buffer, leaving a gap at its start",
+                               shown(b1, e[i].name), (unsigned long long)e[i].begin);
+            return vp__err(src, VP_ERR_FORMAT, "gap in the data buffer: tensor '%s' ends at byte %llu but '%s' begins at %llu",
+                           shown(b1, e[i - 1].name), (unsigned long long)at, shown(b2, e[i].name),
+                           (unsigned long long)e[i].begin);
+        }
+        if (e[i].begin < at)
+            return vp__err(src, VP_ERR_FORMAT, "tensor '%s' (bytes %llu-%llu) overlaps '%s' (which ends at byte %llu)",
+                           shown(b1, e[i].name), (unsigned long long)e[i].begin, (unsigned long long)e[i].end,
+                           shown(b2, e[i - 1].name), (unsigned long long)at);
+        at = e[i].end;
+    }
+    if (at != datasize)
+        return vp__err(src, VP_ERR_FORMAT, "the tensors cover %llu bytes but the data buffer holds %llu (trailing bytes)",
+                       (unsigned long long)at, (unsigned long long)datasize);
+    return VP_OK;
+}
+
+static int add_entries(vp_source *src, const st_entry *e, size_t n, uint64_t data_start)
+{
+    for (size_t i = 0; i < n; i++) {
+        vp_storage st;
+        memset(&st, 0, sizeof st);
+        st.kind = VP_STORE_FILE;
+        st.dtype = e[i].dtype;
+        st.nbytes = e[i].end - e[i].begin;
+        st.offset = data_start + e[i].begin;
+        st.label = vp__arena_strndup(&src->arena, e[i].name, strlen(e[i].name));
+        if (!st.label) return vp__err(src, VP_ERR_LIMIT, "out of name memory");
+        long idx = vp__add_storage(src, &st);
+        if (idx < 0) return VP_ERR_LIMIT;
+        int rc = vp__add_tensor(src, e[i].name, e[i].dtype, e[i].ndim, e[i].shape, NULL, 0, idx);
+        if (rc) return rc;
+    }
+    return VP_OK;
+}
+
+/* Everything after the JSON object must be JSON whitespace (the reference
+ * pads with spaces; anything else is "trailing characters"). */
+static int parse_json(vp_source *src, const char *json, size_t n, cJSON **out)
+{
+    size_t bad = utf8_check((const uint8_t *)json, n);
+    if (bad != n) return vp__err(src, VP_ERR_FORMAT, "JSON header is not valid UTF-8 (at byte %zu)", bad);
+    if (json_has_nul_escape(json, n))
+        return vp__err(src, VP_ERR_UNSUPPORTED, "JSON header holds a NUL character (\\u0000) in a string");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, n, &end, 0);
+    if (!root) {
+        size_t at = end && end >= json && end <= json + n ? (size_t)(end - json) : 0;
+        return vp__err(src, VP_ERR_FORMAT, "JSON header is not valid JSON (near byte %zu of %zu)", at, n);
+    }
+    *out = root;
+    for (size_t i = (size_t)(end - json); i < n; i++)
+        if (!json_ws(json[i]))
+            return vp__err(src, VP_ERR_FORMAT, "JSON header has trailing characters at byte %zu", i);
+    if (!cJSON_IsObject(root)) return vp__err(src, VP_ERR_FORMAT, "JSON header is not an object");
+    return VP_OK;
+}
+
+/* Fill the entry table from the parsed header (and the metadata). */
+static int read_entries(vp_source *src, const cJSON *root, uint64_t datasize, st_entry **out, size_t *count)
+{
+    size_t n = 0;
+    for (const cJSON *c = root->child; c; c = c->next) n++;
+    if (n > VP_MAX_TENSORS + 1) return vp__err(src, VP_ERR_LIMIT, "more than %u tensors", VP_MAX_TENSORS);
+    st_entry *e = vp__calloc(n ? n : 1, sizeof *e);
+    if (!e) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    *out = e;
+    size_t k = 0;
+    bool seen_meta = false;
+    for (const cJSON *c = root->child; c; c = c->next) {
+        int rc;
+        if (!strcmp(c->string, "__metadata__")) {
+            if (seen_meta) return vp__err(src, VP_ERR_FORMAT, "duplicate __metadata__");
+            seen_meta = true;
+            rc = parse_metadata(src, c);
+        } else {
+            rc = parse_entry(src, c, &e[k++], datasize);
+        }
+        if (rc) return rc;
+    }
+    *count = k;
+    qsort(e, k, sizeof *e, cmp_entry_name);
+    char b[160];
+    for (size_t i = 1; i < k; i++)
+        if (!strcmp(e[i].name, e[i - 1].name))
+            return vp__err(src, VP_ERR_FORMAT, "duplicate tensor name '%s'", shown(b, e[i].name));
+    return VP_OK;
+}
+
+int vp__open_safetensors(vp_source *src)
+{
+    src->format = "safetensors";
+    uint64_t size = src->map.size;
+    if (size < 8) return vp__err(src, VP_ERR_FORMAT, "file of %llu bytes is too short for a safetensors header", (unsigned long long)size);
+    uint64_t hn = load_le64(src->map.base);
+    if (hn > VP_ST_MAX_HEADER)
+        return vp__err(src, VP_ERR_LIMIT, "JSON header of %llu bytes exceeds the limit of %u", (unsigned long long)hn, VP_ST_MAX_HEADER);
+    if (hn > size - 8)
+        return vp__err(src, VP_ERR_FORMAT, "JSON header of %llu bytes runs past the end of the file (%llu bytes)",
+                       (unsigned long long)hn, (unsigned long long)size);
+    uint64_t datasize = size - 8 - hn;
+    cJSON *root = NULL;
+    st_entry *e = NULL;
+    size_t n = 0;
+    int rc = parse_json(src, (const char *)src->map.base + 8, (size_t)hn, &root);
+    if (!rc) rc = read_entries(src, root, datasize, &e, &n);
+    if (!rc) {
+        qsort(e, n, sizeof *e, cmp_entry_offsets);
+        rc = check_tiling(src, e, n, datasize);
+    }
+    if (!rc) rc = add_entries(src, e, n, 8 + hn);
+    vp__free(e);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- writer ------------------------------------------------------------- */
+typedef struct st_decl {
+    char *name;
+    vp_dtype dtype;
+    int ndim;
+    int64_t shape[VP_MAX_DIMS];
+    uint64_t begin, end;   /* in the data buffer */
+} st_decl;
+
+struct vp_st_writer {
+    char errmsg[768];
+    int rc;                  /* sticky: the first failure */
+    char *path, *tmppath;
+    int fd;
+    st_decl *t;
+    size_t nt, capt;
+    size_t *hash;            /* open addressing over t (index + 1; 0 = empty) */
+    size_t caphash;
+    char **mkeys, **mvals;
+    size_t nm, capm;
+    bool started, finished;
+    uint64_t total;          /* declared data bytes */
+    uint64_t written;        /* data bytes written so far */
+    uint8_t *chunk;          /* pread fallback buffer, allocated on first need */
+};
+
+static int werr(vp_st_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int werr(vp_st_writer *w, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vp__verr(w->errmsg, sizeof w->errmsg, w->path, fmt, ap);
+    va_end(ap);
+    if (code != VP_ERR_ARG && !w->rc) w->rc = code;   /* misuse leaves the file usable */
+    return code;
+}
+
+const char *vp_st_writer_errmsg(const vp_st_writer *w) { return w ? w->errmsg : "out of memory"; }
+
+int vp_st_writer_open(vp_st_writer **out, const char *path)
+{
+    vp_st_writer *w = vp__calloc(1, sizeof *w);
+    *out = w;
+    if (!w) return VP_ERR_NOMEM;
+    w->fd = -1;
+    if (!path || !*path) { w->rc = VP_ERR_ARG; snprintf(w->errmsg, sizeof w->errmsg, "no output path"); return VP_ERR_ARG; }
+    w->path = vp__strdup(path);
+    if (!w->path) return werr(w, VP_ERR_NOMEM, "out of memory");
+    /* The temporary lives beside the target so that rename() is atomic. */
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    vp_buf b = {0};
+    vp__buf_add(&b, path, dirlen);
+    vp__buf_printf(&b, ".%s.tmp-XXXXXX", path + dirlen);
+    if (b.oom) { vp__buf_free(&b); return werr(w, VP_ERR_NOMEM, "out of memory"); }
+    w->tmppath = b.p;
+    w->fd = mkostemp(w->tmppath, O_CLOEXEC);
+    if (w->fd < 0) {
+        int e = errno;
+        vp__free(w->tmppath);
+        w->tmppath = NULL;
+        return werr(w, VP_ERR_IO, "cannot create a temporary file beside it: %s", strerror(e));
+    }
+    /* mkstemp makes the file private (0600); the result is an ordinary data file. */
+    if (fchmod(w->fd, 0644) != 0) return werr(w, VP_ERR_IO, "cannot set the file mode: %s", strerror(errno));
+    return VP_OK;
+}
+
+/* Names become JSON keys and appear in messages: valid UTF-8, no control
+ * characters, not the reserved key. */
+static int check_name(vp_st_writer *w, const char *what, const char *s, bool allow_ctl)
+{
+    size_t n = strlen(s);
+    if (n > VP_MAX_NAME) return werr(w, VP_ERR_ARG, "%s longer than %d bytes", what, VP_MAX_NAME);
+    if (utf8_check((const uint8_t *)s, n) != n) return werr(w, VP_ERR_ARG, "%s is not valid UTF-8", what);
+    if (!allow_ctl)
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+                char b[160];
+                return werr(w, VP_ERR_ARG, "%s '%s' holds a control character", what, shown(b, s));
+            }
+    return VP_OK;
+}
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Find name in the hash set; returns the slot (empty or holding it). */
+static size_t hash_slot(const vp_st_writer *w, const char *name)
+{
+    size_t mask = w->caphash - 1, i = (size_t)hash_name(name) & mask;
+    while (w->hash[i] && strcmp(w->t[w->hash[i] - 1].name, name)) i = (i + 1) & mask;
+    return i;
+}
+
+static bool hash_grow(vp_st_writer *w)
+{
+    size_t cap = w->caphash ? w->caphash * 2 : 64;
+    size_t *h = vp__calloc(cap, sizeof *h);
+    if (!h) return false;
+    vp__free(w->hash);
+    w->hash = h;
+    w->caphash = cap;
+    for (size_t k = 0; k < w->nt; k++) w->hash[hash_slot(w, w->t[k].name)] = k + 1;
+    return true;
+}
+
+static int check_declaring(vp_st_writer *w)
+{
+    if (!w) return VP_ERR_ARG;
+    if (w->rc) return w->rc;
+    if (w->started || w->finished) return werr(w, VP_ERR_ARG, "tensors and metadata must be declared before the first write");
+    return VP_OK;
+}
+
+int vp_st_writer_meta(vp_st_writer *w, const char *key, const char *value)
+{
+    int rc = check_declaring(w);
+    if (rc) return rc;
+    if (!key || !value) return werr(w, VP_ERR_ARG, "metadata key or value is NULL");
+    if ((rc = check_name(w, "metadata key", key, false)) || (rc = check_name(w, "metadata value", value, true))) return rc;
+    char b[160];
+    for (size_t i = 0; i < w->nm; i++)
+        if (!strcmp(w->mkeys[i], key)) return werr(w, VP_ERR_ARG, "duplicate metadata key '%s'", shown(b, key));
+    if (w->nm == w->capm) {
+        size_t cap = w->capm ? w->capm * 2 : 16;
+        char **k = vp__realloc(w->mkeys, cap * sizeof *k);
+        if (!k) return werr(w, VP_ERR_NOMEM, "out of memory");
+        w->mkeys = k;
+        char **v = vp__realloc(w->mvals, cap * sizeof *v);
+        if (!v) return werr(w, VP_ERR_NOMEM, "out of memory");
+        w->mvals = v;
+        w->capm = cap;
+    }
+    char *k = vp__strdup(key), *v = vp__strdup(value);
+    if (!k || !v) { vp__free(k); vp__free(v); return werr(w, VP_ERR_NOMEM, "out of memory"); }
+    w->mkeys[w->nm] = k;
+    w->mvals[w->nm++] = v;
+    return VP_OK;
+}
+
+int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim, const int64_t *shape)
+{
+    int rc = check_declaring(w);
+    if (rc) return rc;
+    if (!name) return werr(w, VP_ERR_ARG, "tensor name is NULL");
+    if ((rc = check_name(w, "tensor name", name, false))) return rc;
+    char b[160];
+    const char *nm = shown(b, name);
+    if (!strcmp(name, "__metadata__")) return werr(w, VP_ERR_ARG, "'__metadata__' is reserved, not a tensor name");
+    if ((unsigned)dtype >= VP_DTYPE_COUNT) return werr(w, VP_ERR_ARG, "tensor '%s': bad dtype %d", nm, (int)dtype);
+    if (ndim < 0 || ndim > VP_MAX_DIMS || (ndim && !shape))
+        return werr(w, VP_ERR_ARG, "tensor '%s': %d dimensions (0 to %d, with a shape)", nm, ndim, VP_MAX_DIMS);
+    uint64_t bytes = vp_dtype_size(dtype), end;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return werr(w, VP_ERR_ARG, "tensor '%s': negative size in dimension %d", nm, i);
+        if ((double)shape[i] > ST_MAX_JSON_INT || !vp__mul_u64(bytes, (uint64_t)shape[i], &bytes))
+            return werr(w, VP_ERR_ARG, "tensor '%s': size overflows", nm);
+    }
+    if (!vp__add_u64(w->total, bytes, &end) || (double)end > ST_MAX_JSON_INT)
+        return werr(w, VP_ERR_ARG, "tensor '%s': total size overflows", nm);
+    if (w->nt * 2 >= w->caphash && !hash_grow(w)) return werr(w, VP_ERR_NOMEM, "out of memory");
+    size_t slot = hash_slot(w, name);
+    if (w->hash[slot]) return werr(w, VP_ERR_ARG, "duplicate tensor name '%s'", nm);
+    if (w->nt >= VP_MAX_TENSORS) return werr(w, VP_ERR_LIMIT, "more than %u tensors", VP_MAX_TENSORS);
+    if (w->nt == w->capt) {
+        size_t cap = w->capt ? w->capt * 2 : 64;
+        st_decl *p = vp__realloc(w->t, cap * sizeof *p);
+        if (!p) return werr(w, VP_ERR_NOMEM, "out of memory");
+        w->t = p;
+        w->capt = cap;
+    }
+    st_decl *d = &w->t[w->nt];
+    memset(d, 0, sizeof *d);
+    if (!(d->name = vp__strdup(name))) return werr(w, VP_ERR_NOMEM, "out of memory");
+    d->dtype = dtype;
+    d->ndim = ndim;
+    for (int i = 0; i < ndim; i++) d->shape[i] = shape[i];
+    d->begin = w->total;
+    d->end = end;
+    w->total = end;
+    w->hash[slot] = ++w->nt;
+    return VP_OK;
+}
+
+/* JSON string: quote, backslash and control characters escaped; other
+ * UTF-8 passes through as the reference writer does. */
+static void json_str(vp_buf *b, const char *s)
+{
+    vp__buf_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; vp__buf_add(b, e, 2); }
+        else if (c == '\n') vp__buf_puts(b, "\\n");
+        else if (c == '\t') vp__buf_puts(b, "\\t");
+        else if (c == '\r') vp__buf_puts(b, "\\r");
+        else if (c < 0x20) vp__buf_printf(b, "\\u%04x", c);
+        else vp__buf_add(b, s, 1);
+    }
+    vp__buf_add(b, "\"", 1);
+}
+
+static void build_header(const vp_st_writer *w, vp_buf *b)
+{
+    vp__buf_puts(b, "{");
+    if (w->nm) {
+        vp__buf_puts(b, "\"__metadata__\":{");
+        for (size_t i = 0; i < w->nm; i++) {
+            if (i) vp__buf_puts(b, ",");
+            json_str(b, w->mkeys[i]);
+            vp__buf_puts(b, ":");
+            json_str(b, w->mvals[i]);
+        }
+        vp__buf_puts(b, w->nt ? "}," : "}");
+    }
+    for (size_t i = 0; i < w->nt; i++) {
+        const st_decl *d = &w->t[i];
+        if (i) vp__buf_puts(b, ",");
+        json_str(b, d->name);
+        vp__buf_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", vp_dtype_st_name(d->dtype));
+        for (int k = 0; k < d->ndim; k++) vp__buf_printf(b, k ? ",%lld" : "%lld", (long long)d->shape[k]);
+        vp__buf_printf(b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)d->begin, (unsigned long long)d->end);
+    }
+    vp__buf_puts(b, "}");
+    while (!b->oom && b->n % 8) vp__buf_add(b, " ", 1);   /* data starts 8-aligned, as the reference pads */
+}
+
+static int write_all(vp_st_writer *w, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    while (n) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return werr(w, VP_ERR_IO, "write failed: %s", k < 0 ? strerror(errno) : "no progress");
+        p += k;
+        n -= (size_t)k;
+    }
+    return VP_OK;
+}
+
+/* Write the header: on the first data write, or at finish. */
+static int start(vp_st_writer *w)
+{
+    if (w->started) return VP_OK;
+    w->started = true;
+    vp_buf b = {0};
+    build_header(w, &b);
+    if (b.oom) { vp__buf_free(&b); return werr(w, VP_ERR_NOMEM, "out of memory building the header"); }
+    if (b.n > VP_ST_MAX_HEADER) {
+        vp__buf_free(&b);
+        return werr(w, VP_ERR_LIMIT, "JSON header of %zu bytes exceeds the limit of %u", b.n, VP_ST_MAX_HEADER);
+    }
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)b.n >> (8 * i));
+    int rc = write_all(w, le, 8);
+    if (!rc) rc = write_all(w, b.p, b.n);
+    vp__buf_free(&b);
+    return rc;
+}
+
+/* The tensor that data byte `at` belongs to (for messages). */
+static const char *tensor_at(const vp_st_writer *w, uint64_t at, char buf[static 160])
+{
+    size_t lo = 0, hi = w->nt;
+    while (lo < hi) {   /* first tensor whose end > at */
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->t[mid].end > at) hi = mid; else lo = mid + 1;
+    }
+    return lo < w->nt ? shown(buf, w->t[lo].name) : "?";
+}
+
+static int check_writing(vp_st_writer *w, uint64_t n)
+{
+    if (!w) return VP_ERR_ARG;
+    if (w->rc) return w->rc;
+    if (w->finished) return werr(w, VP_ERR_ARG, "write after finish");
+    if (n > w->total - w->written) {
+        char b[160];
+        if (w->written == w->total)
+            return werr(w, VP_ERR_ARG, "%llu bytes written past the %llu declared", (unsigned long long)n, (unsigned long long)w->total);
+        return werr(w, VP_ERR_ARG, "%llu bytes at data byte %llu (tensor '%s') run past the %llu declared",
+                    (unsigned long long)n, (unsigned long long)w->written, tensor_at(w, w->written, b),
+                    (unsigned long long)w->total);
+    }
+    return start(w);
+}
+
+int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n)
+{
+    int rc = check_writing(w, n);
+    if (rc) return rc;
+    if (n && !data) return werr(w, VP_ERR_ARG, "NULL data");
+    if ((rc = write_all(w, data, n))) return rc;
+    w->written += n;
+    return VP_OK;
+}
+
+/* pread+write, for when the kernel cannot copy between these files. */
+static int copy_by_reading(vp_st_writer *w, int fd, uint64_t off, uint64_t n)
+{
+    if (!w->chunk && !(w->chunk = vp__malloc(VP_IO_CHUNK))) return werr(w, VP_ERR_NOMEM, "out of memory");
+    while (n) {
+        size_t want = n < VP_IO_CHUNK ? (size_t)n : VP_IO_CHUNK;
+        ssize_t k = pread(fd, w->chunk, want, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return werr(w, VP_ERR_IO, "cannot read the source at byte %llu: %s", (unsigned long long)off, strerror(errno));
+        if (k == 0) return werr(w, VP_ERR_IO, "the source ends before byte %llu", (unsigned long long)off);
+        int rc = write_all(w, w->chunk, (size_t)k);
+        if (rc) return rc;
+        off += (uint64_t)k;
+        n -= (uint64_t)k;
+        w->written += (uint64_t)k;
+    }
+    return VP_OK;
+}
+
+int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
+{
+    int rc = check_writing(w, n);
+    if (rc) return rc;
+    if (offset > (uint64_t)INT64_MAX || n > (uint64_t)INT64_MAX - offset)
+        return werr(w, VP_ERR_ARG, "source range overflows");
+    loff_t in = (loff_t)offset;
+    while (n) {
+        size_t want = n < (1u << 30) ? (size_t)n : (1u << 30);
+        ssize_t k = copy_file_range(fd, &in, w->fd, NULL, want, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+            return copy_by_reading(w, fd, (uint64_t)in, n);
+        if (k < 0) return werr(w, VP_ERR_IO, "copy_file_range failed: %s", strerror(errno));
+        if (k == 0) return werr(w, VP_ERR_IO, "the source ends before byte %llu", (unsigned long long)in);
+        n -= (uint64_t)k;
+        w->written += (uint64_t)k;
+    }
+    return VP_OK;
+}
+
+/* Make the rename itself durable; a failure here loses nothing written. */
+static void sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? vp__strndup(path, slash == path ? 1 : (size_t)(slash - path)) : vp__strdup(".");
+    if (!dir) return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) { (void)fsync(fd); close(fd); }
+    vp__free(dir);
+}
+
+int vp_st_writer_finish(vp_st_writer *w)
+{
+    if (!w) return VP_ERR_ARG;
+    if (w->rc) return w->rc;
+    if (w->finished) return werr(w, VP_ERR_ARG, "already finished");
+    int rc = start(w);
+    if (rc) return rc;
+    if (w->written != w->total) {
+        char b[160];
+        return werr(w, VP_ERR_ARG, "only %llu of %llu data bytes were written (tensor '%s' is incomplete)",
+                    (unsigned long long)w->written, (unsigned long long)w->total, tensor_at(w, w->written, b));
+    }
+    if (fsync(w->fd) != 0) return werr(w, VP_ERR_IO, "fsync failed: %s", strerror(errno));
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) != 0) return werr(w, VP_ERR_IO, "close failed: %s", strerror(errno));
+    if (rename(w->tmppath, w->path) != 0) return werr(w, VP_ERR_IO, "cannot rename the temporary into place: %s", strerror(errno));
+    w->finished = true;
+    sync_dir(w->path);
+    return VP_OK;
+}
+
+void vp_st_writer_close(vp_st_writer *w)
+{
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    if (!w->finished && w->tmppath) unlink(w->tmppath);
+    for (size_t i = 0; i < w->nt; i++) vp__free(w->t[i].name);
+    for (size_t i = 0; i < w->nm; i++) { vp__free(w->mkeys[i]); vp__free(w->mvals[i]); }
+    vp__free(w->t);
+    vp__free(w->hash);
+    vp__free(w->mkeys);
+    vp__free(w->mvals);
+    vp__free(w->chunk);
+    vp__free(w->tmppath);
+    vp__free(w->path);
+    vp__free(w);
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Fuzz every fuzz/fuzz_*.c target for SECONDS each (default 60):
+#   fuzz/run.sh [SECONDS]
+# Builds with clang in build-fuzz, seeds each corpus from tests/fixtures and
+# the conformance checkpoints (files under 2 MB, chosen by their magic bytes),
+# runs the targets one after another and prints one line per target.
+# Exits non-zero if any target found a crash, leak, timeout or sanitizer report
+# (the input is kept in build-fuzz/artifacts/).
+set -euo pipefail
+secs=${1:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build-fuzz
+conf=${VP_CONFORMANCE:-$root/../shared/conformance}
+
+targets=()
+for f in "$root"/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
+
+mkdir -p "$build"
+CC=clang cmake -S "$root" -B "$build" -DVP_FUZZ=ON -DVP_BUILD_TESTS=OFF >"$build/configure.log" 2>&1 \
+  || { cat "$build/configure.log"; exit 1; }
+cmake --build "$build" -j2 --target "${targets[@]}" >"$build/build.log" 2>&1 \
+  || { tail -40 "$build/build.log"; exit 1; }
+
+# kind FILE: zip | npy | safetensors | pickle | other (from the first bytes)
+kind() {
+  local head
+  head=$(head -c 9 "$1" | od -An -v -tx1 | tr -d ' \n')
+  case $head in
+    504b0304*|504b0506*) echo zip ;;
+    934e554d5059*) echo npy ;;
+    80*) echo pickle ;;
+    ????????????????7b) echo safetensors ;;
+    *) echo other ;;
+  esac
+}
+
+wants() {   # wants TARGET KIND: does this kind of file seed this target?
+  case $1 in
+    fuzz_source) return 0 ;;
+    fuzz_zip) [ "$2" = zip ] ;;
+    fuzz_npy) [ "$2" = npy ] ;;
+    fuzz_safetensors) [ "$2" = safetensors ] ;;
+    fuzz_pickle) [ "$2" = pickle ] ;;
+    *) return 1 ;;
+  esac
+}
+
+seeds=()
+for dir in "$root/tests/fixtures" "$conf"; do
+  [ -d "$dir" ] || continue
+  while IFS= read -r -d '' f; do seeds+=("$f"); done < <(find "$dir" -type f -size -2M -print0)
+done
+
+# npz members and torch pickles inside small archives make good seeds too.
+extract=$build/seed-extract
+rm -rf "$extract"; mkdir -p "$extract"
+if command -v python3 >/dev/null; then
+  for f in "${seeds[@]}"; do
+    [ "$(kind "$f")" = zip ] || continue
+    python3 - "$f" "$extract" <<'PY' || true
+import sys, zipfile, hashlib
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z:
+    for i in z.infolist():
+        if i.file_size < 2 << 20 and (i.filename.endswith(".npy") or i.filename.endswith(".pkl")):
+            b = z.read(i)
+            open("%s/%s" % (out, hashlib.sha1(b).hexdigest()[:16]), "wb").write(b)
+PY
+  done
+  while IFS= read -r -d '' f; do seeds+=("$f"); done < <(find "$extract" -type f -print0)
+fi
+
+# A few tiny hand-made inputs, so that no corpus starts empty.
+hand=$build/seed-hand
+rm -rf "$hand"; mkdir -p "$hand"
+printf '\x38\0\0\0\0\0\0\0{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}\x20\x20\0\0\x80\x3f\0\0\0\x40' >"$hand/st"
+printf '\x93NUMPY\x01\0\x76\0{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }%*s\n\0\0\x80\x3f\0\0\0\x40' 60 '' >"$hand/npy"
+printf '\x80\x02}q\0X\x01\0\0\0aq\x01K\x01s.' >"$hand/pickle"
+for f in "$hand"/*; do seeds+=("$f"); done
+
+status=0
+for t in "${targets[@]}"; do
+  corpus=$build/corpus/$t
+  mkdir -p "$corpus" "$build/artifacts"
+  n=0
+  for f in "${seeds[@]}"; do
+    if wants "$t" "$(kind "$f")"; then
+      cp -f "$f" "$corpus/seed-$(sha1sum <"$f" | cut -c1-16)"; n=$((n + 1))
+    fi
+  done
+  log=$build/$t.log
+  set +e
+  "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -timeout=30 \
+    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$corpus" >"$log" 2>&1
+  rc=$?
+  set -e
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  files=$(find "$corpus" -type f | wc -l)
+  if [ $rc -eq 0 ]; then
+    echo "$t: ok, ${runs:-?} runs in ${secs}s, $n seeds, corpus $files files"
+  else
+    art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    why=$(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|deadly signal' "$log" || true)
+    echo "$t: FAILED (exit $rc): ${why:-see $log}; input: ${art:-?}; log: $log"
+    status=1
+  fi
+done
+exit $status
