@@ -1,0 +1,232 @@
+/*
+ * SigLIP's SentencePiece model -> spiece.model and the configs
+ * SiglipTokenizer saves (see text.h). The model is copied unchanged; it is
+ * only walked as protobuf (ModelProto: 1 = repeated SentencePiece pieces,
+ * 2 = trainer_spec, 3 = normalizer_spec, ...; SentencePiece: 1 = piece,
+ * 2 = score, 3 = type) to refuse anything else early and to find the ids
+ * of the "</s>" and "<unk>" pieces that tokenizer_config.json records.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "text/text.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+typedef struct pb { const uint8_t *p, *end; } pb;
+
+static int pb_varint(pb *r, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) return -1;
+        uint8_t c = *r->p++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) { *v = x; return 0; }
+    }
+    return -1;
+}
+
+/* One field: its number, wire type and, for length-delimited ones, the
+ * bytes. Groups (wire types 3, 4) do not occur in these messages. */
+static int pb_field(pb *r, uint32_t *field, int *wt, pb *body)
+{
+    uint64_t key, n;
+    if (pb_varint(r, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff) return -1;
+    *field = (uint32_t)(key >> 3);
+    *wt = (int)(key & 7);
+    switch (*wt) {
+    case 0: return pb_varint(r, &n);
+    case 1: if (r->end - r->p < 8) return -1; r->p += 8; return 0;
+    case 5: if (r->end - r->p < 4) return -1; r->p += 4; return 0;
+    case 2:
+        if (pb_varint(r, &n) || n > (uint64_t)(r->end - r->p)) return -1;
+        body->p = r->p;
+        body->end = r->p + n;
+        r->p += n;
+        return 0;
+    default: return -1;
+    }
+}
+
+static int utf8_ok(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned min;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
+        else return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return 0;
+            c = (c << 6) | (s[i + j] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* A SentencePiece message: its piece text (required, UTF-8). */
+static int parse_piece(pb body, pb *text)
+{
+    int have = 0;
+    while (body.p < body.end) {
+        uint32_t f;
+        int wt;
+        pb sub = { 0 };
+        if (pb_field(&body, &f, &wt, &sub)) return -1;
+        if (f == 1) {
+            if (wt != 2 || !utf8_ok(sub.p, (size_t)(sub.end - sub.p))) return -1;
+            *text = sub;
+            have = 1;
+        } else if ((f == 2 && wt != 5) || (f == 3 && wt != 0)) {
+            return -1;
+        }
+    }
+    return have ? 0 : -1;
+}
+
+static int is_piece(pb t, const char *s)
+{
+    size_t n = strlen(s);
+    return (size_t)(t.end - t.p) == n && !memcmp(t.p, s, n);
+}
+
+typedef struct spm_info { int64_t npieces, eos_id, unk_id; int have_trainer, have_normalizer; } spm_info;
+
+static int spm_scan(const uint8_t *data, size_t len, spm_info *info, char *why, size_t whylen)
+{
+    pb r = { data, data + len };
+    memset(info, 0, sizeof *info);
+    info->eos_id = info->unk_id = -1;
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        pb body = { 0 };
+        size_t at = (size_t)(r.p - data);
+        if (pb_field(&r, &f, &wt, &body)) return fail(why, whylen, "malformed protobuf field at byte %zu", at);
+        if (f >= 1 && f <= 5 && wt != 2)
+            return fail(why, whylen, "ModelProto field %u at byte %zu is not a message", f, at);
+        if (f == 1) {
+            pb text;
+            if (parse_piece(body, &text))
+                return fail(why, whylen, "piece %lld (byte %zu) is not a valid SentencePiece entry",
+                            (long long)info->npieces, at);
+            if (info->eos_id < 0 && is_piece(text, "</s>")) info->eos_id = info->npieces;
+            if (info->unk_id < 0 && is_piece(text, "<unk>")) info->unk_id = info->npieces;
+            info->npieces++;
+        } else if (f == 2) {
+            info->have_trainer = 1;
+        } else if (f == 3) {
+            info->have_normalizer = 1;
+        }
+    }
+    if (!info->npieces) return fail(why, whylen, "no pieces");
+    if (!info->have_trainer) return fail(why, whylen, "no trainer_spec");
+    return 0;
+}
+
+static const char siglip_token_fields[] =
+    "      \"lstrip\": true,\n      \"normalized\": false,\n      \"rstrip\": true,\n"
+    "      \"single_word\": false,\n      \"special\": true\n";
+
+static void siglip_tokenizer_config(vp_buf *b, const spm_info *in, int64_t max_len, const char *processor_class)
+{
+    /* added_tokens_decoder is keyed by id; json sorts the keys as strings. */
+    char eos[32], unk[32];
+    snprintf(eos, sizeof eos, "%lld", (long long)in->eos_id);
+    snprintf(unk, sizeof unk, "%lld", (long long)in->unk_id);
+    int eos_first = strcmp(eos, unk) < 0;
+    const char *ids[2] = { eos_first ? eos : unk, eos_first ? unk : eos };
+    const char *content[2] = { eos_first ? "</s>" : "<unk>", eos_first ? "<unk>" : "</s>" };
+    vp__buf_puts(b, "{\n  \"added_tokens_decoder\": {\n");
+    for (int i = 0; i < 2; i++)
+        vp__buf_printf(b, "    \"%s\": {\n      \"content\": \"%s\",\n%s    }%s\n", ids[i], content[i],
+                       siglip_token_fields, i == 0 ? "," : "");
+    vp__buf_puts(b, "  },\n"
+                    "  \"additional_special_tokens\": [],\n"
+                    "  \"clean_up_tokenization_spaces\": true,\n"
+                    "  \"do_lower_case\": true,\n"
+                    "  \"eos_token\": \"</s>\",\n"
+                    "  \"model_input_names\": [\n    \"input_ids\"\n  ],\n");
+    vp__buf_printf(b, "  \"model_max_length\": %lld,\n", (long long)max_len);
+    vp__buf_puts(b, "  \"pad_token\": \"</s>\",\n");
+    if (processor_class) {
+        vp__buf_puts(b, "  \"processor_class\": ");
+        vp_text_json_str(b, processor_class);
+        vp__buf_puts(b, ",\n");
+    }
+    vp__buf_puts(b, "  \"sp_model_kwargs\": {},\n"
+                    "  \"tokenizer_class\": \"SiglipTokenizer\",\n"
+                    "  \"unk_token\": \"<unk>\"\n}\n");
+}
+
+static void siglip_special_tokens_map(vp_buf *b)
+{
+    static const char fields[] = "    \"lstrip\": true,\n    \"normalized\": false,\n    \"rstrip\": true,\n"
+                                 "    \"single_word\": false\n  }";
+    vp__buf_printf(b, "{\n  \"eos_token\": {\n    \"content\": \"</s>\",\n%s,\n", fields);
+    vp__buf_printf(b, "  \"pad_token\": {\n    \"content\": \"</s>\",\n%s,\n", fields);
+    vp__buf_printf(b, "  \"unk_token\": {\n    \"content\": \"<unk>\",\n%s\n}\n", fields);
+}
+
+int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
+                           vp_text_file out[3], char *err, size_t errlen)
+{
+    memset(out, 0, 3 * sizeof *out);
+    vp_map m;
+    char merr[256];
+    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) return fail(err, errlen, "%s", merr);
+    int rc = -1;
+    spm_info info;
+    char why[160];
+    if (m.size > VP_SPM_MAX_BYTES) {
+        fail(err, errlen, "%s: %llu bytes, too large for a SentencePiece model", path, (unsigned long long)m.size);
+        goto done;
+    }
+    if (spm_scan(m.base, (size_t)m.size, &info, why, sizeof why)) {
+        fail(err, errlen, "%s: not a SentencePiece model: %s", path, why);
+        goto done;
+    }
+    if (info.eos_id < 0 || info.unk_id < 0) {
+        fail(err, errlen, "%s: the SentencePiece model has no \"%s\" piece, which SiglipTokenizer uses", path,
+             info.eos_id < 0 ? "</s>" : "<unk>");
+        goto done;
+    }
+    out[0].name = "spiece.model";
+    out[0].data = vp__malloc(m.size ? (size_t)m.size : 1);
+    if (!out[0].data) goto oom;
+    memcpy(out[0].data, m.base, (size_t)m.size);
+    out[0].len = (size_t)m.size;
+
+    vp_buf b = { 0 };
+    siglip_tokenizer_config(&b, &info, model_max_length, processor_class);
+    if (b.oom || !b.p) { vp__buf_free(&b); goto oom; }
+    out[1] = (vp_text_file){ "tokenizer_config.json", b.p, b.n };
+
+    memset(&b, 0, sizeof b);
+    siglip_special_tokens_map(&b);
+    if (b.oom || !b.p) { vp__buf_free(&b); goto oom; }
+    out[2] = (vp_text_file){ "special_tokens_map.json", b.p, b.n };
+    rc = 0;
+    goto done;
+oom:
+    fail(err, errlen, "%s: out of memory", path);
+    vp_text_files_free(out, 3);
+done:
+    vp__map_close(&m);
+    return rc;
+}

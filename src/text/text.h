@@ -1,0 +1,59 @@
+/*
+ * Tokenizer files for converted models.
+ *
+ * bpe_vocab.c: OpenAI CLIP's BPE merges file (bpe_simple_vocab_16e6.txt,
+ * gzipped or plain) -> the four files transformers' CLIPTokenizer (4.x)
+ * saves: vocab.json, merges.txt, tokenizer_config.json,
+ * special_tokens_map.json.
+ *
+ * spm.c: SigLIP's SentencePiece model -> spiece.model (a copy, after a
+ * structural check of the protobuf) and the tokenizer_config.json /
+ * special_tokens_map.json that SiglipTokenizer (4.x) saves.
+ */
+#ifndef VP_TEXT_H
+#define VP_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vp_text_file {
+    const char *name;                /* file name in the output folder (static) */
+    char *data;                      /* vp__malloc'ed contents */
+    size_t len;
+} vp_text_file;
+
+void vp_text_files_free(vp_text_file *files, int n);
+
+/* Limits: the real merges file is 1.4 MB gzipped, 3.5 MB plain; the
+ * multilingual SentencePiece model is about 4.7 MB. */
+#define VP_BPE_MAX_BYTES (64u << 20)
+#define VP_SPM_MAX_BYTES (64u << 20)
+
+/*
+ * Build CLIP's tokenizer files. The vocabulary is built as OpenAI's
+ * SimpleTokenizer builds its encoder: the 256 byte-to-unicode symbols, the
+ * same with "</w>", one token per merge (the first vocab_size - 514 merge
+ * lines after the header line), then <|startoftext|> and <|endoftext|>, so
+ * that vocab_size (the model's token-embedding rows) is reproduced exactly.
+ * model_max_length is the text context length; processor_class (may be
+ * NULL) is recorded as a processor's save_pretrained records it.
+ * out[0..3] receive the files. Returns 0, or -1 with err set (one line).
+ */
+int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_max_length,
+                           const char *processor_class, vp_text_file out[4], char *err, size_t errlen);
+
+/*
+ * SigLIP's tokenizer files: out[0] spiece.model (the model's bytes),
+ * out[1] tokenizer_config.json, out[2] special_tokens_map.json. The model
+ * must parse as a SentencePiece ModelProto with its pieces, and hold the
+ * "</s>" and "<unk>" pieces SiglipTokenizer uses (their ids are recorded).
+ */
+int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
+                           vp_text_file out[3], char *err, size_t errlen);
+
+/* Append s as a JSON string as Python's json.dumps(ensure_ascii=False)
+ * writes it (quotes included). Used by both. */
+struct vp_buf;
+void vp_text_json_str(struct vp_buf *b, const char *s);
+
+#endif
