@@ -1,4 +1,234 @@
-/* STUB: replaced by the convert command. */
+/* vitport convert: a checkpoint in its release format -> the Hugging Face
+ * layout (config.json, model.safetensors, preprocessor and tokenizer files),
+ * written atomically. The work is the engine's (src/convert/convert.c);
+ * this file parses options, finds the bundled data, and turns SIGINT /
+ * SIGTERM / SIGHUP into a cancellation the engine cleans up after. */
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convert/convert.h"
 #include "cli.h"
-int cmd_convert(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "vitport convert: not implemented yet\n"); return VP_EXIT_FAIL; }
+
+#ifndef VP_DATADIR
+#  define VP_DATADIR "/usr/local/share/vitport"
+#endif
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: vitport convert SRC OUT_DIR [options]\n"
+            "\n"
+            "Convert a checkpoint in its release format to the Hugging Face layout, as the\n"
+            "seed conversion scripts do: config.json, model.safetensors (sharded with an\n"
+            "index above --max-shard-size), preprocessor_config.json and, when given a\n"
+            "vocabulary, tokenizer files. Sizes come from the tensors; every source tensor\n"
+            "must be used or dropped by a named rule and every tensor of the target class\n"
+            "produced with its shape, else nothing is written. The output is written to a\n"
+            "temporary directory beside OUT_DIR and renamed into place when complete.\n"
+            "\n"
+            "options:\n"
+            "  --family F          auto (default: recognised from the tensor names) or one of:\n");
+    for (const vp_family *const *fam = vp_families; *fam; fam++)
+        fprintf(f, "                        %-8s %s\n", (*fam)->name, (*fam)->summary ? (*fam)->summary : "");
+    fprintf(f,
+            "  --model-name NAME   the original model's name (vit_base_patch16_224,\n"
+            "                      deit_small_patch16_224, dino_vits8, ...): settles what no\n"
+            "                      tensor shows (the head count) and picks among families\n"
+            "  --key K             convert the sub-dictionary K of the checkpoint (teacher,\n"
+            "                      state_dict, ...); without it a nested checkpoint is searched\n"
+            "  --dtype D           keep, f32 (default), f16 or bf16 for float tensors; integer\n"
+            "                      tensors keep their dtype\n"
+            "  --config FILE       a config.json to start from (its values override the\n"
+            "                      inferred ones; sizes are checked against the tensors)\n"
+            "  --set KEY=VALUE     override one config field (repeatable); dotted keys reach\n"
+            "                      nested configs (vision_config.num_attention_heads=2); VALUE\n"
+            "                      is JSON when it parses as JSON, else a string\n"
+            "  --labels FILE       class names for id2label: one per line, or a JSON object\n"
+            "                      {\"0\": name, ...} (default: ImageNet-1k WordNet ids for a\n"
+            "                      1000-class head, else LABEL_i)\n"
+            "  --bpe-vocab FILE    CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt[.gz]) ->\n"
+            "                      tokenizer files (CLIP, CLIPSeg)\n"
+            "  --spm FILE          SigLIP's SentencePiece model -> tokenizer files (SigLIP)\n"
+            "  --max-shard-size S  largest model file before sharding (default 5GB; kB/MB/GB\n"
+            "                      are powers of 1000, KiB/MiB/GiB of 1024, plain = bytes)\n"
+            "  --force             replace an existing OUT_DIR (atomically)\n"
+            "  --quiet             no messages or progress on stderr\n"
+            "  --json              print a JSON summary on stdout (family, class, config,\n"
+            "                      tensors, bytes, shards, seconds, dropped rules and counts)\n"
+            "  -h, --help          show this help\n"
+            "\n"
+            "exit status: 0 converted, 1 bad input, refused model or failed check,\n"
+            "2 usage error; 128+N when stopped by signal N (nothing is left behind)\n");
+}
+
+/* The bundled data (ImageNet class ids): $VITPORT_DATADIR, then data/ beside
+ * the build tree (the program's directory's parent), then the install path. */
+static const char *find_data_dir(char *buf, size_t len)
+{
+    const char *env = getenv("VITPORT_DATADIR");
+    if (env && *env) return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            struct stat st;
+            char probe[PATH_MAX + 64];
+            snprintf(probe, sizeof probe, "%s/../data/imagenet_synsets.txt", exe);
+            if (stat(probe, &st) == 0 && (size_t)snprintf(buf, len, "%s/../data", exe) < len) return buf;
+        }
+    }
+    return VP_DATADIR;
+}
+
+typedef struct sigwait_ctx {
+    sigset_t set;
+    atomic_int cancel;
+    int signo;
+} sigwait_ctx;
+
+static void *wait_signal(void *arg)
+{
+    sigwait_ctx *c = arg;
+    int sig;
+    if (sigwait(&c->set, &sig) == 0) {
+        c->signo = sig;
+        atomic_store(&c->cancel, 1);
+    }
+    return NULL;
+}
+
+static int usage_err(const char *fmt, const char *arg)
+{
+    fputs("vitport convert: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (see vitport convert --help)\n", stderr);
+    return VP_EXIT_USAGE;
+}
+
+/* --opt VALUE or --opt=VALUE; returns the value or NULL (usage error printed). */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt, int *bad)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n)) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n]) return NULL;
+    if (*i + 1 >= argc) { usage_err("%s needs a value", opt); *bad = 1; return NULL; }
+    return argv[++*i];
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    vp_convert_opts o;
+    memset(&o, 0, sizeof o);
+    const char *pos[2] = {NULL, NULL}, *key = NULL, *shard = NULL;
+    int npos = 0, bad = 0, rc;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets) { fprintf(stderr, "vitport convert: out of memory\n"); return VP_EXIT_FAIL; }
+    o.sets = sets;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(stdout); free(sets); return VP_EXIT_OK; }
+        else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--json")) o.json = 1;
+        else if ((v = opt_value(argc, argv, &i, "--family", &bad))) o.family = v;
+        else if ((v = opt_value(argc, argv, &i, "--model-name", &bad))) o.model_name = v;
+        else if ((v = opt_value(argc, argv, &i, "--key", &bad))) key = v;
+        else if ((v = opt_value(argc, argv, &i, "--dtype", &bad))) o.dtype = v;
+        else if ((v = opt_value(argc, argv, &i, "--config", &bad))) o.config_path = v;
+        else if ((v = opt_value(argc, argv, &i, "--max-shard-size", &bad))) shard = v;
+        else if ((v = opt_value(argc, argv, &i, "--bpe-vocab", &bad))) o.bpe_vocab = v;
+        else if ((v = opt_value(argc, argv, &i, "--spm", &bad))) o.spm = v;
+        else if ((v = opt_value(argc, argv, &i, "--labels", &bad))) o.labels = v;
+        else if ((v = opt_value(argc, argv, &i, "--set", &bad))) {
+            if (!strchr(v, '=') || v[0] == '=') { rc = usage_err("--set needs KEY=VALUE, got '%s'", v); free(sets); return rc; }
+            sets[o.nsets++] = v;
+        } else if (bad) break;
+        else if (a[0] == '-' && a[1]) { rc = usage_err("unknown option '%s'", a); free(sets); return rc; }
+        else if (npos < 2) pos[npos++] = a;
+        else { rc = usage_err("unexpected argument '%s'", a); free(sets); return rc; }
+    }
+    if (bad) { free(sets); return VP_EXIT_USAGE; }
+    if (npos < 2) {
+        help(stderr);
+        free(sets);
+        return VP_EXIT_USAGE;
+    }
+    if (o.dtype && strcmp(o.dtype, "keep") && strcmp(o.dtype, "f32") && strcmp(o.dtype, "f16") && strcmp(o.dtype, "bf16")) {
+        rc = usage_err("--dtype must be keep, f32, f16 or bf16, not '%s'", o.dtype);
+        free(sets);
+        return rc;
+    }
+    if (shard && vp_parse_size(shard, &o.max_shard_size)) {
+        rc = usage_err("--max-shard-size: '%s' is not a size like 5GB, 500MB or 1000000", shard);
+        free(sets);
+        return rc;
+    }
+    if (o.family && strcmp(o.family, "auto")) {
+        bool known = false;
+        for (const vp_family *const *fam = vp_families; *fam; fam++) known |= !strcmp((*fam)->name, o.family);
+        if (!known) {
+            rc = usage_err("unknown or unavailable family '%s'", o.family);
+            free(sets);
+            return rc;
+        }
+    }
+    char datadir[PATH_MAX];
+    o.data_dir = find_data_dir(datadir, sizeof datadir);
+
+    /* Signals become a cancellation: a thread waits for them while they are
+     * blocked everywhere else, so the engine can remove its temporary
+     * directory before the process ends. */
+    sigwait_ctx sc;
+    memset(&sc, 0, sizeof sc);
+    atomic_init(&sc.cancel, 0);
+    sigemptyset(&sc.set);
+    sigaddset(&sc.set, SIGINT);
+    sigaddset(&sc.set, SIGTERM);
+    sigaddset(&sc.set, SIGHUP);
+    sigset_t old;
+    pthread_t th;
+    bool have_thread = false;
+    if (pthread_sigmask(SIG_BLOCK, &sc.set, &old) == 0) {
+        have_thread = pthread_create(&th, NULL, wait_signal, &sc) == 0;
+        if (!have_thread) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    o.cancel = &sc.cancel;
+
+    char err[2048];
+    cJSON *summary = NULL;
+    rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, o.json ? &summary : NULL);
+    if (have_thread) {
+        pthread_cancel(th);
+        pthread_join(th, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    free(sets);
+    if (sc.signo && rc) {
+        if (!o.quiet) fprintf(stderr, "vitport convert: interrupted by signal %d; nothing written\n", sc.signo);
+        cJSON_Delete(summary);
+        return 128 + sc.signo;
+    }
+    if (rc) {
+        fprintf(stderr, "vitport convert: %s\n", err);
+        cJSON_Delete(summary);
+        return VP_EXIT_FAIL;
+    }
+    if (summary) {
+        char *text = vp_json_dump(summary, NULL);
+        if (text) fputs(text, stdout);
+        vp__free(text);
+        cJSON_Delete(summary);
+    }
+    return VP_EXIT_OK;
+}

@@ -14,15 +14,35 @@
  * contiguous pieces with unchanged dtype go through copy_file_range, the
  * rest through a bounded buffer; output is written into a temporary
  * directory renamed into place only when complete.
+ *
+ * How a family's build() goes:
+ *   1. read sizes from the tensors, fill p->config (and p->preprocessor);
+ *   2. call vp_plan_apply_overrides(p) once (--config, then --set), then read
+ *      back from p->config every value it builds expectations from, checking
+ *      the ones the tensors fix (a --set that contradicts a tensor is an
+ *      error naming both);
+ *   3. add outputs (vp_plan_copy, vp_plan_rows, ...), drop what the seed
+ *      drops (vp_plan_drop with a rule name), and list what the target class
+ *      expects (vp_plan_expect), in the class's state_dict() order (that
+ *      order decides which shard a tensor lands in, as save_pretrained does).
+ * Missing source tensors need no special code: look them up with
+ * vp_plan_req() and pass the -1 on; the output is simply not produced and
+ * the strict check reports it together with everything else.
  */
 #ifndef VP_CONVERT_H
 #define VP_CONVERT_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 
 #include "core/internal.h"
 
 #define VP_MAX_PIECES 8
+
+/* The transformers release whose save_pretrained layout the written files
+ * follow (the conformance references were made with it); written as
+ * config.json's transformers_version when the family sets none. */
+#define VP_HF_LAYOUT_VERSION "4.43.4"
 
 typedef struct vp_piece {
     long src;                        /* source tensor index (narrowed view) */
@@ -62,9 +82,14 @@ typedef struct vp_convert_opts {
     int json;
     const char *bpe_vocab;           /* CLIP's bpe_simple_vocab_16e6.txt(.gz) */
     const char *spm;                 /* SigLIP's SentencePiece model */
-    const char *labels;              /* file of class names, one per line */
+    const char *labels;              /* file of class names, one per line (or an id2label JSON) */
     const char **sets;               /* --set KEY=VALUE, nsets of them */
     int nsets;
+    /* --- added with the engine --- */
+    const char *data_dir;            /* bundled data (imagenet_synsets.txt); NULL = $VITPORT_DATADIR */
+    atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
+                                        thread), the engine stops, removes its temporary
+                                        directory and fails with "interrupted" */
 } vp_convert_opts;
 
 typedef struct vp_plan {
@@ -75,7 +100,7 @@ typedef struct vp_plan {
     vp_expect *expect; size_t nexpect, capexpect;
     uint8_t *state;                  /* per source tensor: VP_SRC_* */
     const char **why;                /* per source tensor: the rule that used/dropped it */
-    vp_dtype out_dtype_float;        /* what float tensors become (keep => -1 via keep flag) */
+    vp_dtype out_dtype_float;        /* what float tensors become (unless keep_dtype) */
     int keep_dtype;
     cJSON *config;                   /* config.json (owned) */
     cJSON *preprocessor;             /* preprocessor_config.json or NULL (owned) */
@@ -84,6 +109,14 @@ typedef struct vp_plan {
     const char *family;              /* chosen family name */
     const char *hf_class;            /* architectures[0] */
     char err[1024];
+    /* --- added with the engine --- */
+    const char *key;                 /* the sub-dictionary converted (--key or chosen), or NULL */
+    int overrides_applied;           /* set by vp_plan_apply_overrides */
+    uint8_t *partial;                /* per source tensor: 1 = deliberately used in part */
+    const char **absent; size_t nabsent, capabsent;  /* names vp_plan_req looked for in vain */
+    const char *conflict;            /* first tensor both used and dropped (a family bug) */
+    struct vp_name_ix { const char *name; long idx; } *index;  /* sorted source names (lookups) */
+    const char **rules; size_t nrules, caprules;                /* distinct rule names (interned) */
 } vp_plan;
 
 typedef struct vp_family {
@@ -94,7 +127,20 @@ typedef struct vp_family {
     /* Fill the plan (outs, expect, config, preprocessor, extras, state).
      * Return VP_OK or an error code with p->err set. */
     int (*build)(vp_plan *p);
+    /* --- optional (zero = none) --- */
+    /* When no --key is given and the model sits in sub-dictionaries of which
+     * several look like this family (DINO: 'student' and 'teacher'), the
+     * first of these present is converted (and the engine says so);
+     * otherwise the engine fails listing the candidates. NULL-terminated. */
+    const char *const *prefer_keys;
+    /* --model-name prefixes that select this family among those that
+     * recognise the tensors (default: the family name). NULL-terminated. */
+    const char *const *name_prefixes;
 } vp_family;
+
+/* The family objects, one per convert_*.c, each defining exactly one. */
+extern const vp_family vp_family_vit, vp_family_deit, vp_family_dino;
+extern const vp_family vp_family_clip, vp_family_siglip, vp_family_clipseg;
 
 /* The families, NULL-terminated (convert.c). */
 extern const vp_family *const vp_families[];
@@ -103,10 +149,20 @@ extern const vp_family *const vp_families[];
 int vp_plan_fail(vp_plan *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Source tensor index by printf-formatted name, or -1. */
 long vp_plan_src(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As vp_plan_src, for a tensor the mapping needs: when absent, the name is
+ * remembered and listed by the strict check ("absent from the checkpoint"). */
+long vp_plan_req(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const vp_tensor *vp_plan_tensor(vp_plan *p, long src);
-/* Mark a source tensor dropped by a named rule. */
+/* Mark a source tensor dropped by a named rule (src -1 is ignored). */
 void vp_plan_drop(vp_plan *p, long src, const char *rule);
-/* Outputs. Each marks its source used; returns VP_OK or an error with p->err set. */
+/* Drop every not-yet-used source tensor whose name starts with prefix;
+ * returns how many. */
+size_t vp_plan_drop_prefix(vp_plan *p, const char *prefix, const char *rule);
+/* Outputs. Each marks its source used; returns VP_OK or an error with p->err
+ * set. A src of -1 (tensor absent) adds nothing and returns VP_OK: the
+ * strict check then reports the expected tensor as missing.
+ * Every used source tensor must be covered whole by the pieces that read it,
+ * unless vp_plan_partial() says otherwise. */
 int vp_plan_copy(vp_plan *p, const char *out, long src, const char *rule);
 /* Rows [row0, row0+nrows) along dimension 0 (the qkv split). */
 int vp_plan_rows(vp_plan *p, const char *out, long src, int64_t row0, int64_t nrows, const char *rule);
@@ -118,21 +174,67 @@ int vp_plan_permute(vp_plan *p, const char *out, long src, int new_ndim, const i
 int vp_plan_transpose(vp_plan *p, const char *out, long src, const char *rule);
 /* Reshape only. */
 int vp_plan_reshape(vp_plan *p, const char *out, long src, int ndim, const int64_t *shape, const char *rule);
-/* General: an output made of pieces, shape given. */
+/* General: an output made of pieces, shape given. Names and rules are copied. */
 int vp_plan_add(vp_plan *p, const vp_out *o);
+/* A source tensor is used only in part on purpose (e.g. a slice); rule says why. */
+void vp_plan_partial(vp_plan *p, long src, const char *rule);
 /* Expected target tensor. */
 int vp_plan_expect(vp_plan *p, const char *name, int ndim, const int64_t *shape);
 /* Extra file to write (copied). */
 int vp_plan_extra(vp_plan *p, const char *name, const char *data, size_t len);
-/* Apply --config and --set to p->config, checking them (convert.c). */
+/* Apply --config and --set to p->config, checking them (convert.c). Call it
+ * once, after the inferred config is complete and before reading back the
+ * values expectations are built from. If a family does not call it, the
+ * engine does after build() (then it cannot change the expectations). */
 int vp_plan_apply_overrides(vp_plan *p);
 /* Arena-formatted string owned by the plan. */
 const char *vp_plan_strf(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An informational line for the user ("using 6 heads from --model-name");
+ * printed on stderr unless --quiet. */
+void vp_plan_note(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- JSON as Python writes it (convert.c) -------------------------------- */
+/* cJSON keeps no int/float distinction; numbers made with vp_json_float (or
+ * parsed from text with a '.' or exponent) carry this flag in ->type and are
+ * written as Python floats (1.0, 1e-06); other whole numbers as integers. */
+#define VP_JSON_FLOAT_FLAG (1 << 12)
+cJSON *vp_json_float(double v);
+/* Set (replacing) obj[key]; these return VP_OK or VP_ERR_NOMEM. */
+int vp_json_set(cJSON *obj, const char *key, cJSON *val);   /* takes val (deleted on failure) */
+int vp_json_set_int(cJSON *obj, const char *key, int64_t v);
+int vp_json_set_float(cJSON *obj, const char *key, double v);
+int vp_json_set_str(cJSON *obj, const char *key, const char *v);
+int vp_json_set_bool(cJSON *obj, const char *key, int v);
+/* Integer value of obj[key] when it is an integral number in range: 1, else 0. */
+int vp_json_get_int(const cJSON *obj, const char *key, int64_t *out);
+/* Parse JSON text marking float literals (VP_JSON_FLOAT_FLAG). NULL if not JSON. */
+cJSON *vp_json_parse(const char *text, size_t len);
+/* json.dumps(item, indent=2, sort_keys=True) + "\n", as transformers'
+ * save_pretrained writes config.json and preprocessor_config.json:
+ * ASCII-escaped strings, floats in Python's repr. vp__malloc'ed; NULL on OOM. */
+char *vp_json_dump(const cJSON *item, size_t *len);
+
+/* ---- shared by the timm ViT / DeiT and DINO families (convert_vit.c) ---- */
+/* Build a ViT / DeiT plan from a timm-layout state dict whose names start
+ * with `pre` ("" or "module." for timm; "backbone." / "module.backbone." in
+ * DINO training checkpoints). `dino` only changes how messages name it. */
+int vp_vit_build(vp_plan *p, const char *pre, int dino);
+/* Score for a timm-layout ViT under prefix pre (0 = not one). */
+int vp_vit_detect_prefix(const vp_source *src, const char *pre);
 
 /* ---- the engine --------------------------------------------------------- */
 /* Pick the family (opts->family or detection), build, check, write OUT_DIR
  * atomically. Errors go to err (one line). Progress to stderr unless quiet. */
 int vp_convert(const char *src_path, const char *key, const char *out_dir,
                const vp_convert_opts *opts, char *err, size_t errlen);
+/* As vp_convert; when summary is non-NULL it receives (on success) the
+ * --json summary object: family, class, out_dir, config, tensors, bytes,
+ * shards, seconds, dtype, key, dropped [{rule, count}]. Caller deletes it. */
+int vp_convert_ex(const char *src_path, const char *key, const char *out_dir,
+                  const vp_convert_opts *opts, char *err, size_t errlen, cJSON **summary);
+
+/* Parse a size like "5GB", "500MB", "2GiB", "123" (bytes) as transformers
+ * does (kB/MB/GB = powers of 1000, KiB/MiB/GiB = powers of 1024). */
+int vp_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -1,0 +1,201 @@
+/* Shared by the conversion tests (test_convert_vit.c, test_convert_conformance.c):
+ * run the program, compare a converted folder with expected tensors and
+ * JSON. Tensors are read back through vitport's safetensors reader, whose
+ * own tests check it against the `safetensors` package. */
+#ifndef VP_CONVERT_CHECK_H
+#define VP_CONVERT_CHECK_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/internal.h"
+#include "test.h"
+
+static char *cc_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, r;
+    char *b = malloc(cap);
+    while (b && (r = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n < 2) { char *nb = realloc(b, cap *= 2); if (!nb) { free(b); b = NULL; } else b = nb; }
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = n;
+    return b;
+}
+
+static cJSON *cc_json(const char *path)
+{
+    char *t = cc_read(path, NULL);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    return j;
+}
+
+__attribute__((unused)) static bool cc_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+__attribute__((unused)) static void cc_rmtree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd)) fprintf(stderr, "cannot remove %s\n", path);
+}
+
+/* Entries of dir whose name contains `part` (leftover temporaries). */
+__attribute__((unused)) static int cc_count_entries(const char *dir, const char *part)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;
+    closedir(d);
+    return n;
+}
+
+/* Run argv (argv[0] a path) in cwd with stderr to errpath; exit status, or
+ * 128+signal, or -1. */
+__attribute__((unused)) static int cc_run(char *const argv[], const char *cwd, const char *errpath)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (cwd && chdir(cwd)) _exit(127);
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 2); close(fd); }
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul >= 0) { dup2(nul, 1); close(nul); }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
+}
+
+/* ---- tensors ------------------------------------------------------------ */
+/* Every tensor of `want` (an open source) must be in one of the files
+ * `have[]` with the same dtype, shape and bytes; no other tensor may be there.
+ * Each file must carry {"format": "pt"}. Returns the number of problems. */
+static int cc_compare_tensors(const char *what, vp_source *want, const char *const *have, int nhave)
+{
+    int bad = 0;
+    size_t seen = 0;
+    for (int f = 0; f < nhave; f++) {
+        vp_source *h = NULL;
+        if (vp_source_open(&h, have[f], NULL)) {
+            CHECKF(0, "%s: cannot read %s: %s", what, have[f], vp_source_errmsg(h));
+            vp_source_close(h);
+            bad++;
+            continue;
+        }
+        const char *fmt = vp_source_metadata(h, "format");
+        CHECKF(fmt && !strcmp(fmt, "pt"), "%s: %s lacks {\"format\": \"pt\"} metadata", what, have[f]);
+        for (size_t i = 0; i < vp_source_count(h); i++) {
+            const vp_tensor *t = vp_source_tensor(h, i);
+            long j = vp_source_find(want, t->name);
+            if (j < 0) { CHECKF(0, "%s: unexpected tensor %s", what, t->name); bad++; continue; }
+            seen++;
+            const vp_tensor *e = vp_source_tensor(want, (size_t)j);
+            if (t->dtype != e->dtype || t->ndim != e->ndim || memcmp(t->shape, e->shape, sizeof t->shape[0] * (size_t)t->ndim)) {
+                CHECKF(0, "%s: %s has dtype %s ndim %d, expected %s ndim %d (or another shape)", what, t->name,
+                       vp_dtype_name(t->dtype), t->ndim, vp_dtype_name(e->dtype), e->ndim);
+                bad++;
+                continue;
+            }
+            size_t n = (size_t)t->nbytes;
+            uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+            int ra = vp_source_read(h, i, a, n), rb = vp_source_read(want, (size_t)j, b, n);
+            if (ra || rb || memcmp(a, b, n)) { CHECKF(0, "%s: %s differs from the expected bytes", what, t->name); bad++; }
+            free(a);
+            free(b);
+        }
+        vp_source_close(h);
+    }
+    CHECKF(seen == vp_source_count(want), "%s: %zu of %zu expected tensors written", what, seen, vp_source_count(want));
+    if (!bad) t_pass++;
+    return bad + (seen != vp_source_count(want));
+}
+
+/* ---- JSON values ---------------------------------------------------------- */
+static bool cc_json_equal(const cJSON *a, const cJSON *b);
+
+/* Every key of `sub` is in `full` with an equal value. */
+static bool cc_json_covers(const cJSON *full, const cJSON *sub)
+{
+    for (const cJSON *c = sub->child; c; c = c->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(full, c->string);
+        if (!o || !cc_json_equal(o, c)) return false;
+    }
+    return true;
+}
+
+static bool cc_json_equal(const cJSON *a, const cJSON *b)
+{
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b)) return a->valuedouble == b->valuedouble;
+    if (cJSON_IsBool(a) || cJSON_IsBool(b)) return cJSON_IsBool(a) && cJSON_IsBool(b) && cJSON_IsTrue(a) == cJSON_IsTrue(b);
+    if ((a->type & 0xff) != (b->type & 0xff)) return false;
+    if (cJSON_IsString(a)) return !strcmp(a->valuestring, b->valuestring);
+    if (cJSON_IsArray(a)) {
+        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
+        for (const cJSON *x = a->child, *y = b->child; x; x = x->next, y = y->next)
+            if (!cc_json_equal(x, y)) return false;
+        return true;
+    }
+    if (cJSON_IsObject(a))
+        return cJSON_GetArraySize(a) == cJSON_GetArraySize(b) && cc_json_covers(a, b) && cc_json_covers(b, a);
+    return true;
+}
+
+/* Keys of ref (recursively into objects) must be in ours with equal values,
+ * except `skip`; eps_ok accepts layer_norm_eps 1e-6 where ref has 1e-12.
+ * extra_ok: keys only in ours are fine. Returns the number of differences. */
+static int cc_json_check(const char *what, const cJSON *ours, const cJSON *ref, const char *path, bool eps_ok, bool extra_ok)
+{
+    int bad = 0;
+    for (const cJSON *r = ref->child; r; r = r->next) {
+        if (!strcmp(r->string, "transformers_version")) continue;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(ours, r->string);
+        if (!o) { CHECKF(0, "%s: %s%s missing", what, path, r->string); bad++; continue; }
+        if (cJSON_IsObject(r) && cJSON_IsObject(o) && strcmp(r->string, "id2label") && strcmp(r->string, "label2id")) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s.", path, r->string);
+            bad += cc_json_check(what, o, r, sub, eps_ok, extra_ok);
+            continue;
+        }
+        if (eps_ok && !strcmp(r->string, "layer_norm_eps") && cJSON_IsNumber(r) && r->valuedouble == 1e-12 &&
+            cJSON_IsNumber(o) && o->valuedouble == 1e-6)
+            continue;
+        if (!cc_json_equal(o, r)) {
+            char *a = cJSON_PrintUnformatted(o), *b = cJSON_PrintUnformatted(r);
+            CHECKF(0, "%s: %s%s = %.200s, expected %.200s", what, path, r->string, a ? a : "?", b ? b : "?");
+            free(a);
+            free(b);
+            bad++;
+        }
+    }
+    if (!extra_ok)
+        for (const cJSON *o = ours->child; o; o = o->next)
+            if (strcmp(o->string, "transformers_version") && !cJSON_GetObjectItemCaseSensitive(ref, o->string)) {
+                CHECKF(0, "%s: %s%s not expected", what, path, o->string);
+                bad++;
+            }
+    if (!bad) t_pass++;
+    return bad;
+}
+
+#endif
