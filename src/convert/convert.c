@@ -22,31 +22,9 @@
 /* ------------------------------------------------------------------------ */
 /* The family table                                                          */
 /* ------------------------------------------------------------------------ */
-/* The CLIP-like families are written alongside; until their files exist the
- * table simply lacks them (a fresh configure picks them up). */
-#if defined(__has_include)
-#  if __has_include("convert_clip.c")
-#    define VP_HAVE_CLIP 1
-#  endif
-#  if __has_include("convert_siglip.c")
-#    define VP_HAVE_SIGLIP 1
-#  endif
-#  if __has_include("convert_clipseg.c")
-#    define VP_HAVE_CLIPSEG 1
-#  endif
-#endif
-
 const vp_family *const vp_families[] = {
     &vp_family_vit, &vp_family_deit, &vp_family_dino,
-#ifdef VP_HAVE_CLIP
-    &vp_family_clip,
-#endif
-#ifdef VP_HAVE_SIGLIP
-    &vp_family_siglip,
-#endif
-#ifdef VP_HAVE_CLIPSEG
-    &vp_family_clipseg,
-#endif
+    &vp_family_clip, &vp_family_siglip, &vp_family_clipseg,
     NULL
 };
 

@@ -184,6 +184,17 @@ static int fill_config(vp_plan *p, const siglip_dims *d)
     rc |= vp_json_set_int(t, "max_position_embeddings", d->ctx);
     rc |= vp_json_set_str(t, "model_type", "siglip_text_model");
     rc |= vp_json_set_int(t, "vocab_size", d->vocab);
+    /* SiglipTextConfig's default bos/eos ids are CLIP's (49406/49407); the
+     * seed leaves them, and with SigLIP's own vocabularies (32000 tokens) they
+     * fall outside it, which transformers 5.x warns about on every load.
+     * SigLIP pools the last token and never reads them, so write what its
+     * SentencePiece vocabularies hold instead: no bos, eos "</s>" = id 1
+     * (T5 layout: pad 0, eos 1, unk 2). --set can still override both. */
+    if (d->vocab <= 49407) {
+        rc |= vp_json_set(t, "bos_token_id", cJSON_CreateNull());
+        if (d->vocab > 1) rc |= vp_json_set_int(t, "eos_token_id", 1);
+        else rc |= vp_json_set(t, "eos_token_id", cJSON_CreateNull());
+    }
     /* transformers 4.x's text head is square; 5.x reads projection_size. */
     if (d->proj != d->t.width) rc |= vp_json_set_int(t, "projection_size", d->proj);
     rc |= vp_json_set_int(v, "image_size", image);
