@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmark: `vitport convert` of a 1.2 GB timm ViT-L/16 checkpoint (f32 out,
+# conversion only: no verification), against `cp` of the same file (the floor:
+# the kernel's copy_file_range) and against the Python peer doing the seed's
+# mapping with torch + safetensors (bench/peer_convert_vit.py). Reports best
+# wall time of 3 runs, peak RSS (GNU time -v "Maximum resident set size", which
+# counts touched pages of a mapped source), and ratios.
+# Usage: bench/bench_convert.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build}"
+PY="${VP_PYTHON:-$PWD/.venv/bin/python}"
+OUT=bench/out; mkdir -p "$OUT"
+CK="$OUT/vit_large_patch16_224.pth"
+[ -f "$CK" ] || { echo "generating $CK"; "$PY" bench/gen_big.py "$CK"; }
+size=$(stat -c %s "$CK")
+cat "$CK" > /dev/null   # warm the page cache for every contender alike
+
+run() { # label, command...: best of 3 wall seconds and the peak RSS of that run
+  local label=$1; shift
+  local best=999999 bkb=0
+  for _ in 1 2 3; do
+    rm -rf "$OUT/conv" "$OUT/copy.pth"
+    /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/stderr.txt" || { cat "$OUT/stderr.txt"; exit 1; }
+    read -r s kb < "$OUT/time.txt"
+    if awk "BEGIN{exit !($s < $best)}"; then best=$s; bkb=$kb; fi
+  done
+  printf "%-40s %8.2f %12.1f\n" "$label" "$best" "$(awk "BEGIN{print $bkb/1024}")"
+  eval "${label%% *}_s=$best; ${label%% *}_kb=$bkb"
+}
+printf "source: %s (%.2f GB)\n" "$CK" "$(awk "BEGIN{print $size/1e9}")"
+printf "%-40s %8s %12s\n" "command" "wall s" "peak RSS MB"
+run "cp" cp "$CK" "$OUT/copy.pth"
+run "vitport convert" "$BUILD/vitport" convert "$CK" "$OUT/conv" --quiet --force --model-name vit_large_patch16_224
+run "python (torch.load + safetensors)" "$PY" bench/peer_convert_vit.py "$CK" "$OUT/conv"
+rm -rf "$OUT/conv" "$OUT/copy.pth"
+printf "ratio vitport/cp: wall %.2fx (target <= 1.5x); peak RSS %.0f MB (target < 100 MB)\n" \
+  "$(awk "BEGIN{print $vitport_s/($cp_s>0.01?$cp_s:0.01)}")" "$(awk "BEGIN{print $vitport_kb/1024}")"
+printf "ratio python/vitport: wall %.1fx, peak RSS %.1fx\n" \
+  "$(awk "BEGIN{print $python_s/($vitport_s>0.01?$vitport_s:0.01)}")" "$(awk "BEGIN{print $python_kb/$vitport_kb}")"
