@@ -162,7 +162,10 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
          * starts with the bytes 0x80 0x01, like a pickle. A legacy torch
          * file's byte 8 lies inside its magic number, never '{'. */
         rc = vp__open_safetensors(src);
-    } else if (n >= 2 && b[0] == 0x80 && b[1] <= 5) {
+    } else if ((n >= 2 && b[0] == 0x80 && b[1] <= 5) ||
+               (n >= 27 && !memcmp(b, "L119547037146038801333356L\n", 27))) {
+        /* Legacy torch: a pickle (protocol 2+), or protocol 0/1 where the
+         * magic number 0x1950a86a20f9469cfc6c is written as LONG text. */
         rc = vp__open_torch_legacy(src);
     } else if (n == 0) {
         rc = vp__err(src, VP_ERR_FORMAT, "empty file");
