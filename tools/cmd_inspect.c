@@ -51,7 +51,7 @@ static void describe(const vp_value *v, char *buf, size_t len)
     case VP_V_SET: snprintf(buf, len, "set[%zu]", vp_value_len(v)); break;
     case VP_V_TENSOR: snprintf(buf, len, "tensor"); break;
     case VP_V_OBJECT: snprintf(buf, len, "object %s", vp_value_str(v) ? vp_value_str(v) : "?"); break;
-    default: snprintf(buf, len, "other"); break;
+    default: snprintf(buf, len, "%s", vp_value_str(v) ? vp_value_str(v) : "other"); break; /* dtype, device, ... */
     }
 }
 
