@@ -4,7 +4,6 @@
  * this file parses options, finds the bundled data, and turns SIGINT /
  * SIGTERM / SIGHUP into a cancellation the engine cleans up after. */
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -90,21 +89,17 @@ static const char *find_data_dir(char *buf, size_t len)
     return VP_DATADIR;
 }
 
-typedef struct sigwait_ctx {
-    sigset_t set;
-    atomic_int cancel;
-    int signo;
-} sigwait_ctx;
+/* Signals become a cancellation the engine polls, so it can remove its
+ * temporary directory before the process ends. A handler may only touch
+ * lock-free atomics, hence these two statics (the program's, not the
+ * library's: the library takes the flag through vp_convert_opts.cancel). */
+static atomic_int g_cancel;
+static atomic_int g_signo;
 
-static void *wait_signal(void *arg)
+static void on_signal(int sig)
 {
-    sigwait_ctx *c = arg;
-    int sig;
-    if (sigwait(&c->set, &sig) == 0) {
-        c->signo = sig;
-        atomic_store(&c->cancel, 1);
-    }
-    return NULL;
+    atomic_store(&g_signo, sig);
+    atomic_store(&g_cancel, 1);
 }
 
 static int usage_err(const char *fmt, const char *arg)
@@ -186,38 +181,25 @@ int cmd_convert(int argc, char **argv)
     char datadir[PATH_MAX];
     o.data_dir = find_data_dir(datadir, sizeof datadir);
 
-    /* Signals become a cancellation: a thread waits for them while they are
-     * blocked everywhere else, so the engine can remove its temporary
-     * directory before the process ends. */
-    sigwait_ctx sc;
-    memset(&sc, 0, sizeof sc);
-    atomic_init(&sc.cancel, 0);
-    sigemptyset(&sc.set);
-    sigaddset(&sc.set, SIGINT);
-    sigaddset(&sc.set, SIGTERM);
-    sigaddset(&sc.set, SIGHUP);
-    sigset_t old;
-    pthread_t th;
-    bool have_thread = false;
-    if (pthread_sigmask(SIG_BLOCK, &sc.set, &old) == 0) {
-        have_thread = pthread_create(&th, NULL, wait_signal, &sc) == 0;
-        if (!have_thread) pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    o.cancel = &sc.cancel;
+    static const int SIGS[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa, old[3];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < 3; i++) sigaction(SIGS[i], &sa, &old[i]);
+    o.cancel = &g_cancel;
 
     char err[2048];
     cJSON *summary = NULL;
     rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, o.json ? &summary : NULL);
-    if (have_thread) {
-        pthread_cancel(th);
-        pthread_join(th, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    for (int i = 0; i < 3; i++) sigaction(SIGS[i], &old[i], NULL);
     free(sets);
-    if (sc.signo && rc) {
-        if (!o.quiet) fprintf(stderr, "vitport convert: interrupted by signal %d; nothing written\n", sc.signo);
+    int signo = atomic_load(&g_signo);
+    if (signo && rc) {
+        if (!o.quiet) fprintf(stderr, "vitport convert: interrupted by signal %d; nothing written\n", signo);
         cJSON_Delete(summary);
-        return 128 + sc.signo;
+        return 128 + signo;
     }
     if (rc) {
         fprintf(stderr, "vitport convert: %s\n", err);
