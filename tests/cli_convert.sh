@@ -38,7 +38,7 @@ expect_rc 2 "three positionals" "$BIN" convert "$FIX/vit_head.pth" "$T/o" "$T/p"
 # ---- the help tells the truth ---------------------------------------------
 expect_rc 0 "--help" "$BIN" convert --help
 help_opts=$(grep -o -- '--[a-z][a-z-]*' "$T/out" | sort -u | tr '\n' ' ')
-want_opts="--bpe-vocab --config --dtype --family --force --help --json --key --labels --max-shard-size --model-name --quiet --set --spm "
+want_opts="--bpe-vocab --config --dtype --family --force --help --json --key --labels --max-shard-size --model-name --quiet --set --spm --sync "
 [ "$help_opts" = "$want_opts" ] && ok || bad "help lists [$help_opts], expected [$want_opts]"
 for o in $help_opts; do
     case $o in --help) continue ;; esac
@@ -71,6 +71,8 @@ grep -q -- "--force" "$T/err" && ok || bad "existing OUT_DIR: message does not m
 expect_rc 0 "--force" "$BIN" convert "$FIX/vit_head.pth" "$T/exists" $HEAD --force --quiet
 [ ! -e "$T/exists/mine.txt" ] && [ -f "$T/exists/model.safetensors" ] && ok || bad "--force did not replace OUT_DIR"
 [ ! -s "$T/err" ] && ok || bad "--quiet still wrote: $(head -c 200 "$T/err")"
+expect_rc 0 "--sync" "$BIN" convert "$FIX/vit_head.pth" "$T/synced" $HEAD --sync --quiet
+cmp -s "$T/synced/model.safetensors" "$T/exists/model.safetensors" && ok || bad "--sync wrote a different model"
 echo file >"$T/afile"
 expect_rc 1 "existing file as OUT_DIR" "$BIN" convert "$FIX/vit_head.pth" "$T/afile" $HEAD
 no_leftovers "$T" "--force"

@@ -58,6 +58,9 @@ static void help(FILE *f)
             "  --max-shard-size S  largest model file before sharding (default 5GB; kB/MB/GB\n"
             "                      are powers of 1000, KiB/MiB/GiB of 1024, plain = bytes)\n"
             "  --force             replace an existing OUT_DIR (atomically)\n"
+            "  --sync              flush the model files to disk before renaming them into\n"
+            "                      place, so a power loss cannot leave them empty (slower;\n"
+            "                      without it a kill still leaves nothing partial)\n"
             "  --quiet             no messages or progress on stderr\n"
             "  --json              print a JSON summary on stdout (family, class, config,\n"
             "                      tensors, bytes, shards, seconds, dropped rules and counts)\n"
@@ -135,6 +138,7 @@ int cmd_convert(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(stdout); free(sets); return VP_EXIT_OK; }
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--sync")) o.sync = 1;
         else if (!strcmp(a, "--json")) o.json = 1;
         else if ((v = opt_value(argc, argv, &i, "--family", &bad))) o.family = v;
         else if ((v = opt_value(argc, argv, &i, "--model-name", &bad))) o.model_name = v;

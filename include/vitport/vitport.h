@@ -233,7 +233,12 @@ VP_API int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, i
 VP_API int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n);
 /** Method: append n bytes copied in the kernel from fd at offset (copy_file_range, falling back to pread). */
 VP_API int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n);
-/** Method: check every declared byte was written, fsync, rename into place. */
+/** Method: with on != 0, vp_st_writer_finish() flushes the file to disk
+ * (fsync) before renaming it, so the rename survives a power loss. Off by
+ * default, as for cp and torch.save: a killed process never leaves a partial
+ * file either way, only a crash of the whole machine is at stake. */
+VP_API void vp_st_writer_durable(vp_st_writer *w, int on);
+/** Method: check every declared byte was written, rename into place. */
 VP_API int vp_st_writer_finish(vp_st_writer *w);
 /** Destructor: removes the temporary file if not finished. NULL is a no-op. */
 VP_API void vp_st_writer_close(vp_st_writer *w);

@@ -1389,6 +1389,7 @@ static int write_shard(writer *w, const char *path, wout **list, size_t n)
 {
     vp_st_writer *sw = NULL;
     int rc = vp_st_writer_open(&sw, path);
+    if (rc == VP_OK) vp_st_writer_durable(sw, w->opts && w->opts->sync);
     if (rc == VP_OK) rc = vp_st_writer_meta(sw, "format", "pt");
     for (size_t i = 0; rc == VP_OK && i < n; i++)
         rc = vp_st_writer_add(sw, list[i]->o->name, list[i]->dtype, list[i]->o->ndim, list[i]->o->shape);

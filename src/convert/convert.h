@@ -87,6 +87,7 @@ typedef struct vp_convert_opts {
     int nsets;
     /* --- added with the engine --- */
     const char *data_dir;            /* bundled data (imagenet_synsets.txt); NULL = $VITPORT_DATADIR */
+    int sync;                        /* --sync: fsync model files before the rename */
     atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
                                         thread), the engine stops, removes its temporary
                                         directory and fails with "interrupted" */

@@ -38,5 +38,7 @@
 
 /* Working buffer for streaming copies and conversions. */
 #define VP_IO_CHUNK (4u << 20)
+/* Buffer for plain byte copies (read + write): small enough to stay in cache. */
+#define VP_COPY_CHUNK (1u << 20)
 
 #endif
