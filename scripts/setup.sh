@@ -10,6 +10,6 @@ cmake --build build -j"$(nproc)"
 echo
 ./build/vitport inspect examples/dino_vits16_tiny.pth
 echo
-./build/vitport convert examples/dino_vits16_tiny.pth example-out --force --set num_attention_heads=2
+./build/vitport convert examples/dino_vits16_tiny.pth example-out --force --family dino --set num_attention_heads=2
 echo
 ls -l example-out
