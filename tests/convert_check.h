@@ -1,11 +1,11 @@
 /* Shared by the conversion tests (test_convert_vit.c, test_convert_conformance.c):
  * run the program, compare a converted folder with expected tensors and
- * JSON. Tensors are read back through vitport's safetensors reader, whose
- * own tests check it against the `safetensors` package. */
+ * JSON (file and folder helpers: test_util.h). Tensors are read back
+ * through vitport's safetensors reader, whose own tests check it against
+ * the `safetensors` package. */
 #ifndef VP_CONVERT_CHECK_H
 #define VP_CONVERT_CHECK_H
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -16,54 +16,7 @@
 
 #include "core/internal.h"
 #include "test.h"
-
-static char *cc_read(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, r;
-    char *b = malloc(cap);
-    while (b && (r = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (cap - n < 2) { char *nb = realloc(b, cap *= 2); if (!nb) { free(b); b = NULL; } else b = nb; }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = n;
-    return b;
-}
-
-static cJSON *cc_json(const char *path)
-{
-    char *t = cc_read(path, NULL);
-    cJSON *j = t ? cJSON_Parse(t) : NULL;
-    free(t);
-    return j;
-}
-
-__attribute__((unused)) static bool cc_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
-__attribute__((unused)) static void cc_rmtree(const char *path)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd)) fprintf(stderr, "cannot remove %s\n", path);
-}
-
-/* Entries of dir whose name contains `part` (leftover temporaries). */
-__attribute__((unused)) static int cc_count_entries(const char *dir, const char *part)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d) return 0;
-    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;
-    closedir(d);
-    return n;
-}
+#include "test_util.h"
 
 /* Run argv (argv[0] a path) in cwd with stderr to errpath; exit status, or
  * 128+signal, or -1. */

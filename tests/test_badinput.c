@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/config.h"
 #include "test.h"
+#include "test_bytes.h"
+#include "test_util.h"
 #include "vitport/vitport.h"
 
 /* Print at most this many failure lines per kind of check, count the rest. */
@@ -30,94 +30,14 @@ static int shown;
 
 static char tmpdir[4096];
 
-/* ---- byte buffers ---------------------------------------------------------- */
-typedef struct { uint8_t *p; size_t n, cap; } bytes;
-
-static void put(bytes *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 256;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) { perror("realloc"); exit(2); }
-    }
-    if (n) memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void put8(bytes *b, unsigned v) { uint8_t c = (uint8_t)v; put(b, &c, 1); }
-static void put16(bytes *b, unsigned v) { put8(b, v & 0xff); put8(b, (v >> 8) & 0xff); }
-static void put32(bytes *b, uint32_t v) { put16(b, v & 0xffff); put16(b, v >> 16); }
-static void put64(bytes *b, uint64_t v) { put32(b, (uint32_t)v); put32(b, (uint32_t)(v >> 32)); }
-static void puts_(bytes *b, const char *s) { put(b, s, strlen(s)); }
-static void set32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint32_t get32(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static unsigned get16(const uint8_t *p) { return p[0] | (unsigned)p[1] << 8; }
-
-/* ---- a tiny stored-zip writer (as torch's: data aligned to 64 bytes) -------- */
-typedef struct { const char *name; const void *data; size_t len; } member;
-
-static bytes make_zip(const member *m, int n)
-{
-    bytes z = {0}, cd = {0};
-    for (int i = 0; i < n; i++) {
-        uint32_t crc = (uint32_t)crc32(0, m[i].data, (uInt)m[i].len);
-        size_t nl = strlen(m[i].name), off = z.n;
-        size_t pad = (64 - (off + 30 + nl + 4) % 64) % 64;   /* 'FB' extra field pads data to 64 */
-        put32(&z, 0x04034b50); put16(&z, 20); put16(&z, 0); put16(&z, 0); put16(&z, 0); put16(&z, 0);
-        put32(&z, crc); put32(&z, (uint32_t)m[i].len); put32(&z, (uint32_t)m[i].len);
-        put16(&z, (unsigned)nl); put16(&z, (unsigned)(pad + 4));
-        puts_(&z, m[i].name);
-        put16(&z, 0x4246); put16(&z, (unsigned)pad);
-        for (size_t k = 0; k < pad; k++) put8(&z, 'Z');
-        put(&z, m[i].data, m[i].len);
-        put32(&cd, 0x02014b50); put16(&cd, 20); put16(&cd, 20); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0);
-        put32(&cd, crc); put32(&cd, (uint32_t)m[i].len); put32(&cd, (uint32_t)m[i].len);
-        put16(&cd, (unsigned)nl); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0);
-        put32(&cd, (uint32_t)off);
-        puts_(&cd, m[i].name);
-    }
-    size_t cd_off = z.n;
-    put(&z, cd.p, cd.n);
-    put32(&z, 0x06054b50); put16(&z, 0); put16(&z, 0); put16(&z, (unsigned)n); put16(&z, (unsigned)n);
-    put32(&z, (uint32_t)cd.n); put32(&z, (uint32_t)cd_off); put16(&z, 0);
-    free(cd.p);
-    return z;
-}
-
 /* Central-directory entry i of a zip without comment: pointer to its header. */
 static uint8_t *cd_entry(bytes *z, int want)
 {
     uint8_t *eocd = z->p + z->n - 22;
-    if (get32(eocd) != 0x06054b50) return NULL;
-    uint8_t *e = z->p + get32(eocd + 16);
-    for (int i = 0; i < want; i++) e += 46 + get16(e + 28) + get16(e + 30) + get16(e + 32);
-    return get32(e) == 0x02014b50 ? e : NULL;
-}
-
-/* ---- pickle builder (protocol 2, the opcodes torch.save writes) ------------- */
-static void pk_global(bytes *b, const char *mod, const char *name)
-{
-    put8(b, 'c'); puts_(b, mod); put8(b, '\n'); puts_(b, name); put8(b, '\n');
-}
-static void pk_str(bytes *b, const char *s) { put8(b, 'X'); put32(b, (uint32_t)strlen(s)); puts_(b, s); }
-static void pk_int(bytes *b, int32_t v) { put8(b, 'J'); put32(b, (uint32_t)v); }
-
-/* torch._utils._rebuild_tensor_v2(persid(storage), offset, size, stride, False, OrderedDict()).
- * legacy: the persistent id is torch's legacy 6-tuple with numel and no view. */
-static void pk_tensor(bytes *b, const char *key, int64_t numel, int64_t offset, int nd, const int64_t *size,
-                      const int64_t *stride, int legacy)
-{
-    pk_global(b, "torch._utils", "_rebuild_tensor_v2");
-    put8(b, '(');
-    put8(b, '('); pk_str(b, "storage"); pk_global(b, "torch", "FloatStorage"); pk_str(b, key); pk_str(b, "cpu");
-    pk_int(b, (int32_t)numel);
-    if (legacy) put8(b, 'N');
-    put8(b, 't'); put8(b, 'Q');
-    pk_int(b, (int32_t)offset);
-    put8(b, '('); for (int d = 0; d < nd; d++) pk_int(b, (int32_t)size[d]); put8(b, 't');
-    put8(b, '('); for (int d = 0; d < nd; d++) pk_int(b, (int32_t)stride[d]); put8(b, 't');
-    put8(b, 0x89);
-    pk_global(b, "collections", "OrderedDict"); put8(b, ')'); put8(b, 'R');
-    put8(b, 't'); put8(b, 'R');
+    if (rd32(eocd) != 0x06054b50) return NULL;
+    uint8_t *e = z->p + rd32(eocd + 16);
+    for (int i = 0; i < want; i++) e += 46 + rd16(e + 28) + rd16(e + 30) + rd16(e + 32);
+    return rd32(e) == 0x02014b50 ? e : NULL;
 }
 
 /* {"x": tensor of 4 floats (or `shape`)} */
@@ -127,18 +47,19 @@ static bytes pk_one_tensor(int64_t n_elems_claimed, int legacy)
     int64_t size[1] = {n_elems_claimed}, stride[1] = {1};
     put8(&b, 0x80); put8(&b, 2); put8(&b, '}');
     pk_str(&b, "x");
-    pk_tensor(&b, "0", 4, 0, 1, size, stride, legacy);
+    pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, size, stride, legacy);
     put8(&b, 's'); put8(&b, '.');
     return b;
 }
 
 static const float FOUR[4] = {1.5f, -2.0f, 0.25f, 8.0f};
 
+/* A torch.save archive: stored members, data aligned to 64 bytes. */
 static bytes torch_zip(const void *pkl, size_t pkl_len, const void *data, size_t data_len)
 {
-    member m[4] = {{"t/data.pkl", pkl, pkl_len}, {"t/byteorder", "little", 6}, {"t/data/0", data, data_len},
-                   {"t/version", "3\n", 2}};
-    return make_zip(m, 4);
+    zmember m[4] = {{"t/data.pkl", pkl, pkl_len, 0, true}, {"t/byteorder", "little", 6, 0, true},
+                    {"t/data/0", data, data_len, 0, true}, {"t/version", "3\n", 2, 0, true}};
+    return build_zip(m, 4, false, NULL);
 }
 
 /* The legacy layout: magic, protocol 1001, sys_info, the object pickle, the
@@ -165,12 +86,6 @@ static bytes torch_legacy(const void *pkl, size_t pkl_len, int nstorages, uint64
 }
 
 /* ---- running a file through the library ------------------------------------ */
-static void write_file(const char *path, const void *d, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(d, 1, n, f) != n || fclose(f)) { perror(path); exit(2); }
-}
-
 static int message_ok(const vp_source *src, const char *path)
 {
     const char *m = vp_source_errmsg(src);
@@ -241,32 +156,13 @@ static outcome run_bytes(const char *name, const void *d, size_t n, const char *
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    write_file(path, d, n);
+    tu_write_file(path, d, n);
     outcome o = run(path, key);
     if (!getenv("VP_BADINPUT_KEEP")) unlink(path);   /* keep to inspect with torch.load */
     return o;
 }
 
-static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
-
 /* ---- truncation and byte changes over every fixture ------------------------- */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *p = NULL;
-    size_t n = 0, cap = 0, got;
-    do {
-        if (cap - n < 65536) { cap = cap * 2 + 65536; p = realloc(p, cap + 1); if (!p) { fclose(f); return NULL; } }
-        got = fread(p + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    p[n] = 0;
-    *len = n;
-    return p;
-}
-
 /* How many leading bytes are the format's signature: any change there must
  * make the file unreadable. (Legacy torch: only the PROTO opcode byte; the
  * protocol number itself may legitimately differ.) */
@@ -283,10 +179,10 @@ static int header_ranges(const char *fmt, const uint8_t *d, size_t n, size_t r[3
 {
     size_t k = 0;
     if (!strcmp(fmt, "npy")) {
-        size_t h = n >= 10 ? 10 + (size_t)get16(d + 8) : n;
+        size_t h = n >= 10 ? 10 + (size_t)rd16(d + 8) : n;
         r[k][0] = 0; r[k][1] = h < n ? h : n; k++;
     } else if (!strcmp(fmt, "safetensors")) {
-        size_t h = n >= 8 ? 8 + (size_t)get32(d) : n;
+        size_t h = n >= 8 ? 8 + (size_t)rd32(d) : n;
         r[k][0] = 0; r[k][1] = h < n ? h : n; k++;
     } else {
         /* zips: local header and the pickle or first member at the start, the
@@ -305,12 +201,12 @@ static void damage_fixture(const char *dir, const cJSON *fx)
     snprintf(src_path, sizeof src_path, "%s/%s", dir, file);
     snprintf(path, sizeof path, "%s/%s", tmpdir, file);
     size_t n;
-    uint8_t *orig = (uint8_t *)slurp(src_path, &n);
+    uint8_t *orig = (uint8_t *)tu_slurp(src_path, &n);
     EXPECT(orig != NULL, "cannot read %s", src_path);
     if (!orig) return;
 
     /* positive control: the untouched copy opens and reads */
-    write_file(path, orig, n);
+    tu_write_file(path, orig, n);
     outcome o = run(path, NULL);
     EXPECT(o.code == VP_OK, "%s: the undamaged copy fails: %s", file, o.msg);
 
@@ -334,7 +230,7 @@ static void damage_fixture(const char *dir, const cJSON *fx)
     free(cut);
 
     /* byte changes in the headers: no crash, and proper messages on failure */
-    write_file(path, orig, n);
+    tu_write_file(path, orig, n);
     int fd = open(path, O_WRONLY);
     size_t r[3][2];
     int nr = header_ranges(fmt, orig, n, r), flips = 0, accepted = 0;
@@ -364,13 +260,13 @@ static void damage_fixture(const char *dir, const cJSON *fx)
 static void expect_code(const char *what, outcome o, int code, const char *needle)
 {
     EXPECT(o.code == code, "%s: code %d, expected %d (%s)", what, o.code, code, o.msg);
-    if (needle) EXPECT(contains(o.msg, needle), "%s: message lacks '%s': %s", what, needle, o.msg);
+    if (needle) EXPECT(tu_has(o.msg, needle), "%s: message lacks '%s': %s", what, needle, o.msg);
 }
 
 static void expect_fail(const char *what, outcome o, const char *needle)
 {
     EXPECT(o.code != VP_OK, "%s: accepted", what);
-    if (needle) EXPECT(contains(o.msg, needle), "%s: message lacks '%s': %s", what, needle, o.msg);
+    if (needle) EXPECT(tu_has(o.msg, needle), "%s: message lacks '%s': %s", what, needle, o.msg);
 }
 
 /* A pickle calling mod.name("echo pwned") through REDUCE; STACK_GLOBAL form for protocol 4. */
@@ -379,8 +275,8 @@ static bytes pk_evil(const char *mod, const char *name, int proto4)
     bytes b = {0};
     put8(&b, 0x80); put8(&b, proto4 ? 4 : 2);
     if (proto4) {
-        put8(&b, 0x8c); put8(&b, (unsigned)strlen(mod)); puts_(&b, mod);
-        put8(&b, 0x8c); put8(&b, (unsigned)strlen(name)); puts_(&b, name);
+        put8(&b, 0x8c); put8(&b, (unsigned)strlen(mod)); put_str(&b, mod);
+        put8(&b, 0x8c); put8(&b, (unsigned)strlen(name)); put_str(&b, name);
         put8(&b, 0x93);
     } else {
         pk_global(&b, mod, name);
@@ -402,7 +298,7 @@ static void golden_refused(void)
         snprintf(path, sizeof path, "%s/good-values.pth", tmpdir);
         p = pk_one_tensor(4, 0);
         z = torch_zip(p.p, p.n, FOUR, sizeof FOUR);
-        write_file(path, z.p, z.n);
+        tu_write_file(path, z.p, z.n);
         vp_source *src;
         float got[4] = {0};
         int rc = vp_source_open(&src, path, NULL);
@@ -476,23 +372,11 @@ static void golden_magic(void)
     EXPECT(o.code == VP_ERR_IO || o.code == VP_ERR_FORMAT, "a directory: code %d (%s)", o.code, o.msg);
 }
 
-static bytes npy_header(const char *dict)
-{
-    bytes b = {0};
-    put(&b, "\x93NUMPY\x01\x00", 8);
-    size_t len = strlen(dict) + 1, pad = (64 - (10 + len) % 64) % 64;
-    put16(&b, (unsigned)(len + pad));
-    puts_(&b, dict);
-    for (size_t i = 0; i < pad; i++) put8(&b, ' ');
-    put8(&b, '\n');
-    return b;
-}
-
 static bytes st_file(const char *json, size_t data_len)
 {
     bytes b = {0};
     put64(&b, strlen(json));
-    puts_(&b, json);
+    put_str(&b, json);
     for (size_t i = 0; i < data_len; i++) put8(&b, (uint8_t)i);
     return b;
 }
@@ -500,8 +384,7 @@ static bytes st_file(const char *json, size_t data_len)
 static void golden_sizes(const char *fixdir)
 {
     /* npy: positive control, then shapes far beyond the file */
-    bytes b = npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }");
-    put(&b, FOUR, sizeof FOUR);
+    bytes b = make_npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", FOUR, sizeof FOUR);
     expect_code("hand-built npy", run_bytes("ok.npy", b.p, b.n, NULL), VP_OK, NULL);
     free(b.p);
     static const char *shapes[] = {"(1099511627776,)", "(1099511627776, 1099511627776)", "(4611686018427387904, 8)",
@@ -509,8 +392,7 @@ static void golden_sizes(const char *fixdir)
     for (size_t i = 0; i < 5; i++) {
         char dict[256], what[300];
         snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shapes[i]);
-        b = npy_header(dict);
-        put(&b, FOUR, sizeof FOUR);
+        b = make_npy(1, dict, FOUR, sizeof FOUR);
         snprintf(what, sizeof what, "npy of shape %s with 16 data bytes", shapes[i]);
         expect_fail(what, run_bytes("huge.npy", b.p, b.n, NULL), "huge");   /* names the tensor (file stem) */
         free(b.p);
@@ -567,7 +449,7 @@ static void golden_sizes(const char *fixdir)
     char path[4200];
     snprintf(path, sizeof path, "%s/npz_compressed.npz", fixdir);
     size_t n;
-    uint8_t *orig = (uint8_t *)slurp(path, &n);
+    uint8_t *orig = (uint8_t *)tu_slurp(path, &n);
     EXPECT(orig != NULL, "cannot read %s", path);
     if (!orig) return;
     static const struct { int field; uint32_t value; const char *what; } Z[] = {
@@ -582,7 +464,7 @@ static void golden_sizes(const char *fixdir)
         uint8_t *e = cd_entry(&c, 0);
         EXPECT(e != NULL, "npz_compressed.npz: no central directory entry 0");
         if (e) {
-            set32(e + Z[i].field, Z[i].value);
+            wr32(e + Z[i].field, Z[i].value);
             char what[200];
             snprintf(what, sizeof what, "npz member 0 with %s", Z[i].what);
             expect_fail(what, run_bytes("npz_sizes.npz", c.p, c.n, NULL), "params/img/embedding/kernel");
@@ -672,7 +554,7 @@ static void golden_memo(void)
     b = (bytes){0};
     int64_t size[1] = {4}, stride[1] = {1};
     put8(&b, 0x80); put8(&b, 2);
-    pk_tensor(&b, "0", 4, 0, 1, size, stride, 0);
+    pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, size, stride, 0);
     put8(&b, 'q'); put8(&b, 0);
     for (int lvl = 1; lvl <= 40; lvl++) {
         put8(&b, ']'); put8(&b, '(');
@@ -687,17 +569,12 @@ static void golden_memo(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/vp_badinput.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_badinput");
 
-    const char *dir = getenv("VP_FIXTURES");
-    if (!dir || !*dir) dir = "tests/fixtures";
+    const char *dir = tu_fixtures_dir();
     char path[4200];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    size_t n;
-    char *text = slurp(path, &n);
-    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    cJSON *doc = tu_load_json(path);
     EXPECT(doc != NULL, "cannot read or parse %s", path);
     const cJSON *fx;
     const char *only = getenv("VP_BADINPUT_ONLY");   /* one fixture, when debugging */
@@ -712,7 +589,6 @@ int main(void)
     golden_memo();
 
     cJSON_Delete(doc);
-    free(text);
     if (!getenv("VP_BADINPUT_KEEP")) rmdir(tmpdir);
     if (shown > MAX_SHOWN) fprintf(stderr, "... %d more failures not shown\n", shown - MAX_SHOWN);
     TEST_MAIN_END();

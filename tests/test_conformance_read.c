@@ -5,59 +5,14 @@
  * strides and which tensors share a storage. Cases are iterated, not named:
  * more may come. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "test.h"
+#include "test_util.h"
 #include "vitport/vitport.h"
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *p = NULL;
-    size_t n = 0, cap = 0, got;
-    do {
-        if (cap - n < 65536) { cap = cap * 2 + 65536; p = realloc(p, cap + 1); if (!p) { fclose(f); return NULL; } }
-        got = fread(p + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    p[n] = 0;
-    return p;
-}
-
-static cJSON *load_json(const char *path)
-{
-    char *text = slurp(path);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* The manifest's free-text container description -> vp_source_format's name. */
-static const char *format_for(const char *container)
-{
-    if (!container) return NULL;
-    if (strcasestr(container, "torchscript") || strcasestr(container, "jit")) return "torchscript";
-    if (strcasestr(container, "legacy")) return "torch-legacy";
-    if (strcasestr(container, "npz")) return "npz";
-    if (strcasestr(container, "safetensors")) return "safetensors";
-    if (strcasestr(container, "npy")) return "npy";
-    if (strcasestr(container, "torch.save")) return "torch-zip";
-    return NULL;
-}
 
 /* NumPy's dtype spellings ("<f4", "float32", "|b1") -> NumPy's name. */
 static const char *dtype_name(const char *s)
@@ -80,7 +35,7 @@ static const cJSON *zip_member(const cJSON *man, const char *name)
     const cJSON *zip = cJSON_GetObjectItemCaseSensitive(man, "zip");
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(zip, "detail"), *m;
     cJSON_ArrayForEach(m, det) {
-        const char *nm = jstr(m, "name");
+        const char *nm = tu_jstr(m, "name");
         if (nm && name && !strcmp(nm, name)) return m;
     }
     return NULL;
@@ -93,16 +48,6 @@ static int64_t record_offset(const cJSON *man, const char *record)
     return cJSON_IsNumber(off) ? jint(off) : -1;
 }
 
-static int c_contiguous(const vp_tensor *t)
-{
-    int64_t s = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->strides[d] != s) return 0;
-        s *= t->shape[d];
-    }
-    return 1;
-}
-
 /* Bytes stored uncompressed, little-endian and in C order lie in the file as
  * they are: vp_source_file_range must offer them (the copy_file_range path). */
 static void check_range_offered(vp_source *src, size_t i, const cJSON *want, const cJSON *man, const char *cs)
@@ -110,11 +55,11 @@ static void check_range_offered(vp_source *src, size_t i, const cJSON *want, con
     const vp_tensor *t = vp_source_tensor(src, i);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(want, "storage");
     char member[4200];
-    if (cJSON_IsObject(st)) snprintf(member, sizeof member, "%s", jstr(st, "record") ? jstr(st, "record") : "");
+    if (cJSON_IsObject(st)) snprintf(member, sizeof member, "%s", tu_jstr(st, "record") ? tu_jstr(st, "record") : "");
     else snprintf(member, sizeof member, "%s.npy", t->name);
-    const char *method = jstr(zip_member(man, member), "method");
-    const char *dt = jstr(want, "dtype");
-    if (!method || strcmp(method, "stored") || !t->numel || !c_contiguous(t) || (dt && dt[0] == '>') ||
+    const char *method = tu_jstr(zip_member(man, member), "method");
+    const char *dt = tu_jstr(want, "dtype");
+    if (!method || strcmp(method, "stored") || !t->numel || !tu_c_contiguous(t) || (dt && dt[0] == '>') ||
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(want, "fortran_order")))
         return;
     uint64_t at;
@@ -124,10 +69,10 @@ static void check_range_offered(vp_source *src, size_t i, const cJSON *want, con
 static void check_tensor(vp_source *src, size_t i, const cJSON *want, const cJSON *man, const char *cs)
 {
     const vp_tensor *t = vp_source_tensor(src, i);
-    const char *name = jstr(want, "name");
+    const char *name = tu_jstr(want, "name");
     CHECKF(name && !strcmp(t->name, name), "%s: tensor %zu is '%s', expected '%s'", cs, i, t->name, name ? name : "?");
     if (!name || strcmp(t->name, name)) return;
-    const char *dt = dtype_name(jstr(want, "dtype"));
+    const char *dt = dtype_name(tu_jstr(want, "dtype"));
     CHECKF(!strcmp(vp_dtype_name(t->dtype), dt), "%s: '%s' dtype %s, expected %s", cs, name, vp_dtype_name(t->dtype), dt);
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(want, "shape");
@@ -148,7 +93,7 @@ static void check_tensor(vp_source *src, size_t i, const cJSON *want, const cJSO
             CHECKF(ok, "%s: '%s' strides differ from torch's", cs, name);
         }
         /* a zero-copy file range, when offered, points into the tensor's own record */
-        int64_t rec = record_offset(man, jstr(st, "record"));
+        int64_t rec = record_offset(man, tu_jstr(st, "record"));
         uint64_t at;
         if (rec >= 0 && off && vp_source_file_range(src, i, &at) == VP_OK)
             CHECKF(at == (uint64_t)(rec + jint(off) * (int64_t)vp_dtype_size(t->dtype)),
@@ -198,11 +143,11 @@ static void check_case(const char *dir, const char *cname)
     char path[4096], cs[512];
     snprintf(cs, sizeof cs, "%s", cname);
     snprintf(path, sizeof path, "%s/%s/case.json", dir, cname);
-    cJSON *cj = load_json(path);
+    cJSON *cj = tu_load_json(path);
     snprintf(path, sizeof path, "%s/%s/manifest.json", dir, cname);
-    cJSON *man = load_json(path);
+    cJSON *man = tu_load_json(path);
     CHECKF(cj && man, "%s: case.json or manifest.json missing or unparsable", cs);
-    const char *file = cj ? jstr(cj, "source_file") : NULL;
+    const char *file = cj ? tu_jstr(cj, "source_file") : NULL;
     CHECKF(file != NULL, "%s: case.json has no source_file", cs);
     if (!cj || !man || !file) { cJSON_Delete(cj); cJSON_Delete(man); return; }
 
@@ -211,9 +156,9 @@ static void check_case(const char *dir, const char *cname)
     int rc = vp_source_open(&src, path, NULL);
     CHECKF(rc == VP_OK, "%s: open: %s", cs, vp_source_errmsg(src));
     if (rc == VP_OK) {
-        const char *want_fmt = format_for(jstr(man, "container"));
+        const char *want_fmt = tu_container_format(tu_jstr(man, "container"));
         CHECKF(want_fmt && !strcmp(vp_source_format(src), want_fmt), "%s: format '%s' for container '%s'", cs,
-               vp_source_format(src), jstr(man, "container") ? jstr(man, "container") : "?");
+               vp_source_format(src), tu_jstr(man, "container") ? tu_jstr(man, "container") : "?");
         const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(man, "tensors"), *t;
         size_t n = (size_t)cJSON_GetArraySize(tensors), i = 0;
         CHECKF(vp_source_count(src) == n, "%s: %zu tensors, expected %zu", cs, vp_source_count(src), n);
@@ -229,32 +174,15 @@ static void check_case(const char *dir, const char *cname)
     cJSON_Delete(man);
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int main(void)
 {
-    const char *dir = getenv("VP_CONFORMANCE");
-    struct stat sb;
-    DIR *d = dir && *dir ? opendir(dir) : NULL;
-    if (!d) {
-        printf("note: no conformance directory (VP_CONFORMANCE=%s): skipped\n", dir ? dir : "");
+    tu_cases cases;
+    if (tu_cases_open(&cases)) {
+        printf("note: no conformance directory (VP_CONFORMANCE=%s): skipped\n", tu_env("VP_CONFORMANCE", ""));
         TEST_MAIN_END();
     }
-    char *names[1024];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 1024) {
-        char p[4096];
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s/case.json", dir, e->d_name);
-        if (stat(p, &sb) == 0) names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, by_name);
-    CHECKF(n > 0, "%s holds no case (no */case.json)", dir);
-    for (size_t i = 0; i < n; i++) {
-        check_case(dir, names[i]);
-        free(names[i]);
-    }
+    CHECKF(cases.n > 0, "%s holds no case (no */case.json)", cases.root);
+    for (size_t i = 0; i < cases.n; i++) check_case(cases.root, cases.name[i]);
+    tu_cases_free(&cases);
     TEST_MAIN_END();
 }

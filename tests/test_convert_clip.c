@@ -8,7 +8,6 @@
  * the refusals must refuse. With VP_PYTHON set, each converted folder is
  * also loaded by transformers (strict) through gen_clip.py check-hf.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,39 +16,20 @@
 
 #include "convert/convert.h"
 #include "test.h"
+#include "test_util.h"
 
 static char fx[1024];    /* fixtures directory */
 static char tmp[256];    /* scratch directory */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
-
 static int same_file(const char *a, const char *b)
 {
     size_t na = 0, nb = 0;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    char *x = tu_slurp(a, &na), *y = tu_slurp(b, &nb);
     int ok = x && y && na == nb && !memcmp(x, y, na);
     if (!ok) fprintf(stderr, "  %s differs from %s\n", a, b);
     free(x);
     free(y);
     return ok;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
 }
 
 /* Options for a case: its NAME.args lines plus extras. */
@@ -63,7 +43,7 @@ static void load_opts(opts_buf *ob, const char *name)
     ob->o.sets = ob->sets;
     char path[1200];
     snprintf(path, sizeof path, "%s/%s.args", fx, name);
-    ob->text = slurp(path, NULL);
+    ob->text = tu_slurp(path, NULL);
     if (!ob->text) return;
     char *save = NULL, *opt = NULL;
     for (char *line = strtok_r(ob->text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -216,44 +196,30 @@ static void check_refusal(const char *what, const char *name, const char *src, c
     free(ob.text);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) { fputs(text, f); fclose(f); }
-}
+static void write_text(const char *path, const char *text) { tu_write_file(path, text, strlen(text)); }
 
 static void test_bpe_refusals(void)
 {
-    char path[600];
-    const char *hdr = "#version: 0.2\n";
-    char text[4096];
-    /* too few merges for the model's 538 tokens */
-    snprintf(path, sizeof path, "%s/short.txt", tmp);
-    snprintf(text, sizeof text, "%st h\nth e</w>\n", hdr);
-    write_text(path, text);
-    check_refusal("bpe too short", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
-                  "merge lines");
-    /* a merge that joins a token not made yet */
-    snprintf(path, sizeof path, "%s/badmerge.txt", tmp);
-    size_t n = (size_t)snprintf(text, sizeof text, "%sth e</w>\n", hdr);
-    for (int i = 0; i < 30; i++) n += (size_t)snprintf(text + n, sizeof text - n, "a b\n");
-    write_text(path, text);
-    check_refusal("bpe merge of unknown token", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL,
-                  VP_ERR_FORMAT, "not a token made so far");
-    /* the same merge twice */
-    snprintf(path, sizeof path, "%s/dupmerge.txt", tmp);
-    n = (size_t)snprintf(text, sizeof text, "%s", hdr);
-    for (int i = 0; i < 30; i++) n += (size_t)snprintf(text + n, sizeof text - n, "a b\n");
-    write_text(path, text);
-    check_refusal("bpe duplicate merge", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
-                  "second time");
-    /* three tokens on a line */
-    snprintf(path, sizeof path, "%s/three.txt", tmp);
-    n = (size_t)snprintf(text, sizeof text, "%sa b c\n", hdr);
-    for (int i = 0; i < 30; i++) n += (size_t)snprintf(text + n, sizeof text - n, "t h\n");
-    write_text(path, text);
-    check_refusal("bpe line of three", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
-                  "expected two");
+    /* merges files: the header line, `first`, then `repeat` 30 times */
+    static const struct { const char *file, *first, *repeat, *what, *needle; } C[] = {
+        /* too few merges for the model's 538 tokens */
+        {"short.txt", "t h\nth e</w>\n", "", "bpe too short", "merge lines"},
+        /* a merge that joins a token not made yet */
+        {"badmerge.txt", "th e</w>\n", "a b\n", "bpe merge of unknown token", "not a token made so far"},
+        /* the same merge twice */
+        {"dupmerge.txt", "", "a b\n", "bpe duplicate merge", "second time"},
+        /* three tokens on a line */
+        {"three.txt", "a b c\n", "t h\n", "bpe line of three", "expected two"},
+    };
+    char path[600], text[4096];
+    for (size_t k = 0; k < sizeof C / sizeof *C; k++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, C[k].file);
+        size_t n = (size_t)snprintf(text, sizeof text, "#version: 0.2\n%s", C[k].first);
+        for (int i = 0; i < 30; i++) n += (size_t)snprintf(text + n, sizeof text - n, "%s", C[k].repeat);
+        write_text(path, text);
+        check_refusal(C[k].what, "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
+                      C[k].needle);
+    }
     /* a corrupt gzip stream */
     snprintf(path, sizeof path, "%s/corrupt.gz", tmp);
     write_text(path, "\x1f\x8b\x08\x00garbage that is not deflate data at all");
@@ -271,16 +237,14 @@ static void test_spm_refusals(void)
     /* a truncated copy of the good model */
     snprintf(good, sizeof good, "%s/siglip_tiny.model", fx);
     size_t len = 0;
-    char *data = slurp(good, &len);
+    char *data = tu_slurp(good, &len);
     if (data && len > 40) {
         snprintf(path, sizeof path, "%s/cut.model", tmp);
-        FILE *f = fopen(path, "wb");
-        if (f) { fwrite(data, 1, len - 7, f); fclose(f); }
+        tu_write_file(path, data, len - 7);
         check_refusal("spm truncated", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path, VP_ERR_FORMAT,
                       "not a SentencePiece model");
         /* pieces only (no trainer_spec): the first piece message */
-        f = fopen(path, "wb");
-        if (f) { fwrite(data, 1, 2 + (size_t)(unsigned char)data[1], f); fclose(f); }
+        tu_write_file(path, data, 2 + (size_t)(unsigned char)data[1]);
         check_refusal("spm without trainer_spec", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path,
                       VP_ERR_FORMAT, "trainer_spec");
     }
@@ -355,10 +319,8 @@ static void test_config_file(void)
 
 int main(void)
 {
-    const char *f = getenv("VP_FIXTURES");
-    snprintf(fx, sizeof fx, "%s/convert", f && *f ? f : "tests/fixtures");
-    snprintf(tmp, sizeof tmp, "/tmp/vp_test_clip.XXXXXX");
-    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
+    snprintf(fx, sizeof fx, "%s/convert", tu_fixtures_dir());
+    tu_mkdtemp(tmp, sizeof tmp, "vp_test_clip");
 
     /* CLIP: a TorchScript fp16 archive, a fine-tuned {'state_dict': module.*} checkpoint with an
      * optimizer, an fp16 {'model_state_dict'} one */
@@ -418,6 +380,6 @@ int main(void)
     test_config_file();
     hf_load_all();
 
-    nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree(tmp);
     TEST_MAIN_END();
 }

@@ -76,8 +76,9 @@ static void run_case(const char *dir, const char *name, const char *tmp)
 {
     char path[1024], out[600];
     snprintf(path, sizeof path, "%s/%s/case.json", dir, name);
-    cJSON *c = cc_json(path);
-    if (!c) return;   /* not a case folder */
+    cJSON *c = tu_load_json(path);
+    CHECKF(c != NULL, "%s: case.json does not parse", name);
+    if (!c) return;
     const char *family = cJSON_GetObjectItem(c, "family") ? cJSON_GetObjectItem(c, "family")->valuestring : "?";
     const cJSON *srcf = cJSON_GetObjectItem(c, "source_file");
     CHECKF(srcf && cJSON_IsString(srcf), "%s: case.json has no source_file", name);
@@ -122,9 +123,9 @@ static void run_case(const char *dir, const char *name, const char *tmp)
     /* config.json: the reference's keys; eps 1e-6 intended for timm / dino */
     bool eps_ok = !strcmp(family, "timm") || !strcmp(family, "dino");
     snprintf(path, sizeof path, "%s/%s/reference/config.json", dir, name);
-    cJSON *rc_ref = cc_json(path);
+    cJSON *rc_ref = tu_load_json(path);
     snprintf(path, sizeof path, "%s/config.json", out);
-    cJSON *rc_ours = cc_json(path);
+    cJSON *rc_ours = tu_load_json(path);
     CHECKF(rc_ref && rc_ours, "%s: config.json unreadable", name);
     if (rc_ref && rc_ours) cc_json_check(name, rc_ours, rc_ref, "config.", eps_ok, true);
     cJSON_Delete(rc_ref);
@@ -132,46 +133,34 @@ static void run_case(const char *dir, const char *name, const char *tmp)
 
     /* preprocessor_config.json: equal, where the reference has one */
     snprintf(path, sizeof path, "%s/%s/reference/preprocessor_config.json", dir, name);
-    cJSON *pp_ref = cc_json(path);
+    cJSON *pp_ref = tu_load_json(path);
     if (pp_ref) {
         snprintf(path, sizeof path, "%s/preprocessor_config.json", out);
-        cJSON *pp = cc_json(path);
+        cJSON *pp = tu_load_json(path);
         CHECKF(pp != NULL, "%s: no preprocessor_config.json", name);
         if (pp && !strcmp(family, "clipseg")) allow_clipseg_norm(pp, pp_ref);
         if (pp) cc_json_check(name, pp, pp_ref, "preprocessor.", false, false);
         cJSON_Delete(pp);
     }
     cJSON_Delete(pp_ref);
-    cc_rmtree(out);
+    tu_rmtree(out);
     cJSON_Delete(c);
 }
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 int main(void)
 {
     const char *dir = getenv("VP_CONFORMANCE");
     if (!dir) { fprintf(stderr, "VP_CONFORMANCE not set\n"); return 1; }
-    DIR *d = opendir(dir);
-    CHECKF(d != NULL, "cannot open %s", dir);
-    if (!d) TEST_MAIN_END();
-    char *names[256];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 256;)
-        if (e->d_name[0] != '.') names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    char tmp[] = "/tmp/vp_conformance_XXXXXX";
-    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
-    int cases = 0;
-    for (int i = 0; i < n; i++) {
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s/case.json", dir, names[i]);
-        if (cc_exists(p)) { run_case(dir, names[i], tmp); cases++; }
-        free(names[i]);
-    }
-    CHECKF(cases > 0, "no conformance cases in %s", dir);
-    cc_rmtree(tmp);
-    fprintf(stderr, "test_convert_conformance: %d cases\n", cases);
+    tu_cases cases;
+    int listed = tu_cases_open(&cases) == 0;
+    CHECKF(listed, "cannot open %s", dir);
+    if (!listed) TEST_MAIN_END();
+    char tmp[256];
+    tu_mkdtemp(tmp, sizeof tmp, "vp_conformance");
+    for (size_t i = 0; i < cases.n; i++) run_case(cases.root, cases.name[i], tmp);
+    CHECKF(cases.n > 0, "no conformance cases in %s", dir);
+    tu_rmtree(tmp);
+    fprintf(stderr, "test_convert_conformance: %zu cases\n", cases.n);
+    tu_cases_free(&cases);
     TEST_MAIN_END();
 }

@@ -91,14 +91,14 @@ static void run_case(const char *bin, const char *fixdir, const cJSON *c)
     for (const cJSON *a = args->child; a && k < 62; a = a->next) argv[k++] = a->valuestring;
     argv[k] = NULL;
     int rc = cc_run(argv, fixdir, errpath);
-    char *err = cc_read(errpath, NULL);
+    char *err = tu_slurp(errpath, NULL);
     if (!err) err = strdup("");
     const cJSON *refuse = cJSON_GetObjectItem(c, "refuse");
     if (refuse) {
         CHECKF(rc == 1, "%s: exit %d, expected 1 (refused)", name, rc);
         CHECKF(strstr(err, refuse->valuestring) != NULL, "%s: message lacks \"%s\":\n%s", name, refuse->valuestring, err);
-        CHECKF(!cc_exists(out), "%s: refused but %s exists", name, out);
-        CHECKF(cc_count_entries(tmpdir, ".vitport-") == 0, "%s: a temporary directory was left behind", name);
+        CHECKF(!tu_exists(out), "%s: refused but %s exists", name, out);
+        CHECKF(tu_count_entries(tmpdir, ".vitport-") == 0, "%s: a temporary directory was left behind", name);
         free(err);
         return;
     }
@@ -120,9 +120,9 @@ static void run_case(const char *bin, const char *fixdir, const cJSON *c)
     if (shards) {
         /* the index as huggingface_hub splits it, then every shard's tensors */
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
-        cJSON *idx = cc_json(path);
+        cJSON *idx = tu_load_json(path);
         CHECKF(idx != NULL, "%s: no readable model.safetensors.index.json", name);
-        CHECKF(!cc_exists(strcat(strcpy(path, out), "/model.safetensors")), "%s: sharded output also has model.safetensors", name);
+        CHECKF(!tu_exists(strcat(strcpy(path, out), "/model.safetensors")), "%s: sharded output also has model.safetensors", name);
         if (idx) {
             const cJSON *meta = cJSON_GetObjectItem(idx, "metadata");
             const cJSON *ts = meta ? cJSON_GetObjectItem(meta, "total_size") : NULL;
@@ -149,16 +149,16 @@ static void run_case(const char *bin, const char *fixdir, const cJSON *c)
     vp_source_close(want);
 
     snprintf(path, sizeof path, "%s/config.json", out);
-    cJSON *cfg = cc_json(path);
+    cJSON *cfg = tu_load_json(path);
     CHECKF(cfg != NULL, "%s: config.json unreadable", name);
     if (cfg) cc_json_check(name, cfg, cJSON_GetObjectItem(c, "config"), "config.", false, false);
     cJSON_Delete(cfg);
     snprintf(path, sizeof path, "%s/preprocessor_config.json", out);
-    cJSON *pp = cc_json(path);
+    cJSON *pp = tu_load_json(path);
     CHECKF(pp != NULL, "%s: preprocessor_config.json unreadable", name);
     if (pp) CHECKF(cc_json_equal(pp, cJSON_GetObjectItem(c, "preprocessor")), "%s: preprocessor_config.json differs", name);
     cJSON_Delete(pp);
-    cc_rmtree(out);
+    tu_rmtree(out);
 }
 
 /* --force replaces a folder atomically; without it an existing one stays. */
@@ -174,34 +174,33 @@ static void force_case(const char *bin, const char *fixdir)
     char *argv[] = {(char *)bin, "convert", "vit_head.pth", out, "--set", "num_attention_heads=2", "--quiet", NULL, NULL};
     int rc = cc_run(argv, fixdir, errpath);
     CHECKF(rc == 1, "existing OUT_DIR without --force: exit %d", rc);
-    CHECK(cc_exists(marker));
+    CHECK(tu_exists(marker));
     argv[7] = "--force";
     rc = cc_run(argv, fixdir, errpath);
     CHECKF(rc == 0, "--force: exit %d", rc);
-    CHECK(!cc_exists(marker));
+    CHECK(!tu_exists(marker));
     snprintf(marker, sizeof marker, "%s/model.safetensors", out);
-    CHECK(cc_exists(marker));
-    CHECKF(cc_count_entries(tmpdir, ".vitport-") == 0, "--force left a temporary or old directory behind");
-    cc_rmtree(out);
+    CHECK(tu_exists(marker));
+    CHECKF(tu_count_entries(tmpdir, ".vitport-") == 0, "--force left a temporary or old directory behind");
+    tu_rmtree(out);
 }
 
 int main(void)
 {
     json_unit();
-    const char *bin = getenv("VP_BIN"), *fx = getenv("VP_FIXTURES");
-    if (!bin || !fx) { fprintf(stderr, "VP_BIN and VP_FIXTURES must be set\n"); return 1; }
+    const char *bin = tu_env("VP_BIN", NULL);
+    if (!bin) { fprintf(stderr, "VP_BIN must name the vitport program\n"); return 1; }
     char fixdir[512], path[600];
-    snprintf(fixdir, sizeof fixdir, "%s/convert", fx);
+    snprintf(fixdir, sizeof fixdir, "%s/convert", tu_fixtures_dir());
     snprintf(path, sizeof path, "%s/vit_cases.json", fixdir);
-    cJSON *cases = cc_json(path);
+    cJSON *cases = tu_load_json(path);
     CHECKF(cases && cJSON_GetArraySize(cases) >= 20, "%s: cannot read the cases", path);
-    strcpy(tmpdir, "/tmp/vp_convert_vit_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_convert_vit");
     int n = 0;
     for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next, n++) run_case(bin, fixdir, c);
     force_case(bin, fixdir);
     cJSON_Delete(cases);
-    cc_rmtree(tmpdir);
+    tu_rmtree(tmpdir);
     fprintf(stderr, "test_convert_vit: %d fixture cases\n", n);
     TEST_MAIN_END();
 }

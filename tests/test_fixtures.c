@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "test_util.h"
 #include "vitport/vitport.h"
 
 /* ---- sha256 (FIPS 180-4), test code only -------------------------------- */
@@ -68,35 +69,6 @@ static void sha256_hex(const void *data, size_t n, char out[65])
 }
 
 /* ---- helpers -------------------------------------------------------------- */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *p = NULL;
-    size_t n = 0, cap = 0, got;
-    do {
-        if (cap - n < 65536) { cap = cap * 2 + 65536; p = realloc(p, cap + 1); if (!p) { fclose(f); return NULL; } }
-        got = fread(p + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    p[n] = 0;
-    if (len) *len = n;
-    return p;
-}
-
-static const char *fixdir(void)
-{
-    const char *d = getenv("VP_FIXTURES");
-    return d && *d ? d : "tests/fixtures";
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* An error message must be one non-empty line that starts with the path. */
 static void check_message(const vp_source *src, const char *path)
 {
@@ -114,20 +86,10 @@ typedef struct {
     long group_to_storage[4096];
 } fixture_ctx;
 
-static int c_contiguous(const vp_tensor *t)
-{
-    int64_t s = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->strides[d] != s) return 0;
-        s *= t->shape[d];
-    }
-    return 1;
-}
-
 static void check_values(vp_source *src, size_t i, const cJSON *want, fixture_ctx *fx)
 {
     const vp_tensor *t = vp_source_tensor(src, i);
-    const char *name = jstr(want, "name");
+    const char *name = tu_jstr(want, "name");
     size_t nb = (size_t)t->nbytes;
     uint8_t *buf = malloc(nb ? nb : 1);
     double *f64 = malloc(t->numel ? t->numel * sizeof *f64 : 1);
@@ -138,7 +100,7 @@ static void check_values(vp_source *src, size_t i, const cJSON *want, fixture_ct
     if (rc == VP_OK) {
         char hex[65];
         sha256_hex(buf, nb, hex);
-        const char *want_sha = jstr(want, "sha256");
+        const char *want_sha = tu_jstr(want, "sha256");
         CHECKF(want_sha && !strcmp(hex, want_sha), "%s: '%s' sha256 %s, expected %s", fx->path, name, hex,
                want_sha ? want_sha : "?");
 
@@ -149,7 +111,7 @@ static void check_values(vp_source *src, size_t i, const cJSON *want, fixture_ct
         int have = vp_source_file_range(src, i, &off) == VP_OK;
         /* bytes stored uncompressed, in C order and little-endian, lie in the
          * file: the range must be offered (the writer's copy_file_range path) */
-        if (fx->expect_range && t->numel && c_contiguous(t))
+        if (fx->expect_range && t->numel && tu_c_contiguous(t))
             CHECKF(have, "%s: no file range for contiguous '%s'", fx->path, name);
         if (have)
             CHECKF(off <= fx->file_len && nb <= fx->file_len - off && !memcmp(fx->file + off, buf, nb),
@@ -190,13 +152,13 @@ static void check_values(vp_source *src, size_t i, const cJSON *want, fixture_ct
 static void check_tensor(vp_source *src, size_t i, const cJSON *want, fixture_ctx *fx)
 {
     const vp_tensor *t = vp_source_tensor(src, i);
-    const char *name = jstr(want, "name");
+    const char *name = tu_jstr(want, "name");
     CHECKF(t && name && t->name && !strcmp(t->name, name), "%s: tensor %zu is '%s', expected '%s'", fx->path, i,
            t && t->name ? t->name : "(null)", name ? name : "?");
     if (!t || !name) return;
     CHECKF(vp_source_find(src, name) == (long)i, "%s: vp_source_find('%s') = %ld, expected %zu", fx->path, name,
            vp_source_find(src, name), i);
-    const char *dt = jstr(want, "dtype");
+    const char *dt = tu_jstr(want, "dtype");
     CHECKF(dt && !strcmp(vp_dtype_name(t->dtype), dt), "%s: '%s' dtype %s, expected %s", fx->path, name,
            vp_dtype_name(t->dtype), dt ? dt : "?");
 
@@ -326,7 +288,7 @@ static void check_tree(vp_source *src, const vp_value *v, const cJSON *d, const 
 static const cJSON *find_entry(const cJSON *tensors, const char *name)
 {
     const cJSON *t;
-    cJSON_ArrayForEach(t, tensors) if (!strcmp(jstr(t, "name"), name)) return t;
+    cJSON_ArrayForEach(t, tensors) if (!strcmp(tu_jstr(t, "name"), name)) return t;
     return NULL;
 }
 
@@ -335,7 +297,7 @@ static void check_narrow(const cJSON *fxj, const char *path, fixture_ctx *fx)
     const cJSON *narrow = cJSON_GetObjectItemCaseSensitive(fxj, "narrow"), *n;
     const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(fxj, "tensors");
     cJSON_ArrayForEach(n, narrow) {
-        const char *key = jstr(n, "key");
+        const char *key = tu_jstr(n, "key");
         const cJSON *names = cJSON_GetObjectItemCaseSensitive(n, "names");
         vp_source *src;
         int rc = vp_source_open(&src, path, key);
@@ -389,13 +351,13 @@ static void check_narrow(const cJSON *fxj, const char *path, fixture_ctx *fx)
 /* ---- one fixture ----------------------------------------------------------- */
 static void check_fixture(const cJSON *fxj)
 {
-    const char *file = jstr(fxj, "file"), *fmt = jstr(fxj, "format");
+    const char *file = tu_jstr(fxj, "file"), *fmt = tu_jstr(fxj, "format");
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", fixdir(), file);
+    snprintf(path, sizeof path, "%s/%s", tu_fixtures_dir(), file);
     fixture_ctx *fx = calloc(1, sizeof *fx);
     fx->path = path;
     for (int g = 0; g < 4096; g++) fx->group_to_storage[g] = -2;
-    fx->file = (const uint8_t *)slurp(path, &fx->file_len);
+    fx->file = (const uint8_t *)tu_slurp(path, &fx->file_len);
     fx->expect_range = !strcmp(fmt, "torch-zip") || !strcmp(fmt, "torchscript") || !strcmp(fmt, "torch-legacy") ||
                        !strcmp(fmt, "safetensors") ||
                        (!strcmp(fmt, "npy") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fxj, "fortran_order")) &&
@@ -421,7 +383,7 @@ static void check_fixture(const cJSON *fxj)
     CHECK(vp_source_find(src, "no such tensor") == -1);
 
     const cJSON *root = cJSON_GetObjectItemCaseSensitive(fxj, "root");
-    const char *root_class = jstr(fxj, "root_class");
+    const char *root_class = tu_jstr(fxj, "root_class");
     if (root) check_tree(src, vp_source_root(src), root, "", path);
     if (root_class) {
         const vp_value *r = vp_source_root(src);
@@ -454,7 +416,7 @@ static void check_fixture(const cJSON *fxj)
 static void check_dino(void)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/ckpt_dino.pth", fixdir());
+    snprintf(path, sizeof path, "%s/ckpt_dino.pth", tu_fixtures_dir());
     vp_source *src;
     int rc = vp_source_open(&src, path, NULL);
     CHECKF(rc == VP_OK, "%s: %s", path, vp_source_errmsg(src));
@@ -506,8 +468,8 @@ static void check_dino(void)
 int main(void)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/manifest.json", fixdir());
-    char *text = slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/manifest.json", tu_fixtures_dir());
+    char *text = tu_slurp(path, NULL);
     CHECKF(text != NULL, "cannot read %s", path);
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     CHECKF(doc != NULL, "cannot parse %s", path);

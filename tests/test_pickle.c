@@ -9,6 +9,7 @@
 
 #include "format/pickle.h"
 #include "test.h"
+#include "test_util.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 static size_t unhex(const char *hex, uint8_t **out)
@@ -61,8 +62,6 @@ static run load_hex(const char *hex)
 static void done(run *r) { vp_source_close(r->src); }
 
 static const vp_value *get(const vp_value *d, const char *k) { return vp_value_get(d, k); }
-
-static int has(const char *msg, const char *part) { return msg && strstr(msg, part) != NULL; }
 
 /* ---- protocol 0 ---------------------------------------------------------------- */
 static void test_protocol0(void)
@@ -302,7 +301,7 @@ static void expect_refused(const char *hex, const char *global)
     CHECKF(r.rc == VP_ERR_REFUSED, "%s: rc %d (%s)", global, r.rc, vp_source_errmsg(r.src));
     char want[128];
     snprintf(want, sizeof want, "'%s'", global);
-    CHECKF(has(vp_source_errmsg(r.src), want), "message '%s' names %s", vp_source_errmsg(r.src), want);
+    CHECKF(tu_has(vp_source_errmsg(r.src), want), "message '%s' names %s", vp_source_errmsg(r.src), want);
     CHECK(!strchr(vp_source_errmsg(r.src), '\n'));
     done(&r);
 }
@@ -323,24 +322,24 @@ static void test_refusals(void)
     static const char inst[] = "(imymodule\nMyClass\n.";
     r = load_bytes((const uint8_t *)inst, sizeof inst - 1, 1u << 20);
     CHECK_EQ_INT(r.rc, VP_ERR_REFUSED);
-    CHECK(has(vp_source_errmsg(r.src), "'mymodule.MyClass'"));
+    CHECK(tu_has(vp_source_errmsg(r.src), "'mymodule.MyClass'"));
     done(&r);
 
+    /* _rebuild_from_type_v2(_rebuild_tensor, torch.<cls>, (storage, 0, (), ()), {}): a 0-d tensor */
+#define FROM_TYPE(cls) \
+    "\x80\x02" "ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor\nctorch\n" cls "\n" \
+    "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQK\x00)" \
+    ")t}tR."
     /* a tensor subclass that is not allowlisted */
-    static const char sub[] =
-        "\x80\x02" "ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor\nctorch\nMyTensor\n"
-        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQK\x00)"
-        ")t}tR.";
+    static const char sub[] = FROM_TYPE("MyTensor");
     r = load_bytes((const uint8_t *)sub, sizeof sub - 1, 1u << 20);
     CHECK_EQ_INT(r.rc, VP_ERR_REFUSED);
-    CHECK(has(vp_source_errmsg(r.src), "torch.MyTensor"));
+    CHECK(tu_has(vp_source_errmsg(r.src), "torch.MyTensor"));
     done(&r);
 
-    /* the same through torch.Tensor is accepted (0-d tensor) */
-    static const char ok[] =
-        "\x80\x02" "ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor\nctorch\nTensor\n"
-        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQK\x00)"
-        ")t}tR.";
+    /* the same through torch.Tensor is accepted */
+    static const char ok[] = FROM_TYPE("Tensor");
+#undef FROM_TYPE
     r = load_bytes((const uint8_t *)ok, sizeof ok - 1, 1u << 20);
     CHECKF(r.rc == VP_OK, "%s", vp_source_errmsg(r.src));
     CHECK_EQ_INT(vp_value_kind(r.v), VP_V_TENSOR);
@@ -358,7 +357,7 @@ static void expect_error(const char *what, const uint8_t *b, size_t n, int code,
 {
     run r = load_bytes(b, n, 4u << 20);
     CHECKF(r.rc == code, "%s: rc %d, expected %d (%s)", what, r.rc, code, vp_source_errmsg(r.src));
-    if (part) CHECKF(has(vp_source_errmsg(r.src), part), "%s: message '%s' lacks '%s'", what, vp_source_errmsg(r.src), part);
+    if (part) CHECKF(tu_has(vp_source_errmsg(r.src), part), "%s: message '%s' lacks '%s'", what, vp_source_errmsg(r.src), part);
     CHECK(r.v == NULL);
     done(&r);
 }
@@ -436,7 +435,7 @@ static void test_depth(void)
         b[o++] = '.';
         run r = load_bytes(b, o, 16u << 20);
         CHECKF(r.rc == (pass ? VP_ERR_LIMIT : VP_OK), "lists nested %d deep: rc %d (%s)", depth, r.rc, vp_source_errmsg(r.src));
-        if (pass) CHECK(has(vp_source_errmsg(r.src), "VP_PICKLE_MAX_DEPTH"));
+        if (pass) CHECK(tu_has(vp_source_errmsg(r.src), "VP_PICKLE_MAX_DEPTH"));
         done(&r);
         free(b);
     }
@@ -553,22 +552,13 @@ static void test_memory_bounds(void)
     b[n + 2] = '.';
     run r = load_bytes(b, n + 3, 1u << 20);   /* 1 MiB arena, 100000 lists need more */
     CHECK_EQ_INT(r.rc, VP_ERR_LIMIT);
-    CHECK(has(vp_source_errmsg(r.src), "memory limit"));
+    CHECK(tu_has(vp_source_errmsg(r.src), "memory limit"));
     CHECK(r.src->arena.used <= r.src->arena.cap);
     done(&r);
     free(b);
 }
 
 /* Out of memory anywhere is an error, and nothing leaks (ASan checks). */
-static long fail_after;
-static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud; (void)osize;
-    if (nsize == 0) { free(ptr); return NULL; }
-    if (fail_after-- <= 0) return NULL;
-    return realloc(ptr, nsize);
-}
-
 static void test_oom(void)
 {
     uint8_t *b;
@@ -580,8 +570,8 @@ static void test_oom(void)
     for (long k = 0; k < 200 && ok_at < 0; k++) {
         vp_source *src = vp__pickle_scratch_source(1u << 20);
         if (!src) continue;
-        fail_after = k;
-        vp__set_allocator(failing_alloc, NULL);
+        tu_failing f = {k};
+        vp__set_allocator(tu_failing_alloc, &f);
         vp_value *v = NULL;
         int rc = vp__pickle_load(src, b, n, "oom.pkl", NULL, NULL, &v, NULL);
         vp__set_allocator(NULL, NULL);

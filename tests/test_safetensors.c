@@ -13,8 +13,9 @@
 
 #include "core/internal.h"
 #include "test.h"
+#include "test_util.h"
 
-static char dir[64];
+static char dir[128];
 
 static const char *tmp(const char *name)
 {
@@ -25,14 +26,6 @@ static const char *tmp(const char *name)
     return p;
 }
 
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(2); }
-    if (n && fwrite(data, 1, n, f) != n) { perror(path); exit(2); }
-    fclose(f);
-}
-
 /* A safetensors file from a header text (not padded) and data bytes. */
 static void write_st(const char *path, const char *header, const void *data, size_t n)
 {
@@ -41,11 +34,9 @@ static void write_st(const char *path, const char *header, const void *data, siz
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hn >> (8 * i));
     memcpy(b + 8, header, hn);
     if (n) memcpy(b + 8 + hn, data, n);
-    write_file(path, b, 8 + hn + n);
+    tu_write_file(path, b, 8 + hn + n);
     free(b);
 }
-
-static bool one_line(const char *s) { return s && *s && !strchr(s, '\n') && !strchr(s, '\r'); }
 
 /* Open path and expect failure with `code` and a message holding `want`. */
 static void expect_fail(const char *what, const char *path, int code, const char *want)
@@ -55,7 +46,7 @@ static void expect_fail(const char *what, const char *path, int code, const char
     const char *msg = vp_source_errmsg(src);
     CHECKF(rc == code, "%s: code %d (%s), expected %d", what, rc, msg, code);
     CHECKF(strstr(msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", what, msg, want);
-    CHECKF(one_line(msg) && !strncmp(msg, path, strlen(path)), "%s: message \"%s\" is not one line naming the file", what, msg);
+    CHECKF(tu_one_line(msg) && !strncmp(msg, path, strlen(path)), "%s: message \"%s\" is not one line naming the file", what, msg);
     vp_source_close(src);
 }
 
@@ -259,14 +250,14 @@ static void test_golden(void)
     /* header size beyond the file, and beyond the limit */
     const char *path = tmp("bad.safetensors");
     uint8_t b[16] = {0xe8, 0x03, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};   /* N = 1000 */
-    write_file(path, b, sizeof b);
+    tu_write_file(path, b, sizeof b);
     expect_fail("header beyond the file", path, VP_ERR_FORMAT, "JSON header of 1000 bytes runs past the end of the file (16 bytes)");
     uint64_t big = (uint64_t)VP_ST_MAX_HEADER + 1;
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(big >> (8 * i));
-    write_file(path, b, sizeof b);
+    tu_write_file(path, b, sizeof b);
     expect_fail("header beyond the limit", path, VP_ERR_LIMIT, "exceeds the limit");
     memset(b, 0xff, 8);
-    write_file(path, b, sizeof b);
+    tu_write_file(path, b, sizeof b);
     expect_fail("header size 2^64-1", path, VP_ERR_LIMIT, "exceeds the limit");
 }
 
@@ -294,33 +285,25 @@ static void test_truncation(void)
     const char *cut = tmp("cut.safetensors");
     int bad = 0;
     for (size_t len = 0; len < n; len++) {
-        write_file(cut, whole, len);
+        tu_write_file(cut, whole, len);
         vp_source *src;
         int rc = vp_source_open(&src, cut, NULL);
-        if (rc != VP_ERR_FORMAT || !one_line(vp_source_errmsg(src))) {
+        if (rc != VP_ERR_FORMAT || !tu_one_line(vp_source_errmsg(src))) {
             bad++;
             fprintf(stderr, "truncated to %zu bytes: rc %d: %s\n", len, rc, vp_source_errmsg(src));
         }
         vp_source_close(src);
     }
     CHECK_EQ_INT(bad, 0);
-    write_file(cut, whole, n);
+    tu_write_file(cut, whole, n);
     vp_source *src;
     CHECK_EQ_INT(vp_source_open(&src, cut, NULL), VP_OK);
     vp_source_close(src);
 }
 
 /* ---- writer misuse ---------------------------------------------------------- */
-static bool exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
-
-static int count_temporaries(void)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
-    if (d) closedir(d);
-    return n;
-}
+/* The writer's temporaries (OUT.tmp-XXXXXX) left in the scratch folder. */
+static int count_temporaries(void) { return tu_count_entries(dir, ".tmp-"); }
 
 static void test_writer_errors(void)
 {
@@ -334,7 +317,7 @@ static void test_writer_errors(void)
     CHECK(strstr(vp_st_writer_errmsg(w), "duplicate tensor name 'a'"));
     CHECK_EQ_INT(vp_st_writer_add(w, "b\nc", VP_F32, 1, s), VP_ERR_ARG);
     CHECK(strstr(vp_st_writer_errmsg(w), "tensor name 'b?c' holds a control character"));
-    CHECK(one_line(vp_st_writer_errmsg(w)));
+    CHECK(tu_one_line(vp_st_writer_errmsg(w)));
     CHECK_EQ_INT(vp_st_writer_add(w, "b\x7f", VP_F32, 1, s), VP_ERR_ARG);
     CHECK_EQ_INT(vp_st_writer_add(w, "bad\xff", VP_F32, 1, s), VP_ERR_ARG);
     CHECK(strstr(vp_st_writer_errmsg(w), "not valid UTF-8"));
@@ -360,14 +343,14 @@ static void test_writer_errors(void)
     CHECK(strstr(vp_st_writer_errmsg(w), "7 bytes at data byte 4 (tensor 'a') run past the 10 declared"));
     CHECK_EQ_INT(vp_st_writer_finish(w), VP_ERR_ARG);
     CHECK(strstr(vp_st_writer_errmsg(w), "only 4 of 10 data bytes were written (tensor 'a' is incomplete)"));
-    CHECK(one_line(vp_st_writer_errmsg(w)));
+    CHECK(tu_one_line(vp_st_writer_errmsg(w)));
     CHECK(!strncmp(vp_st_writer_errmsg(w), path, strlen(path)));
     vp_st_writer_close(w);   /* not finished: nothing is left behind */
-    CHECK(!exists(path));
+    CHECK(!tu_exists(path));
     CHECK_EQ_INT(count_temporaries(), 0);
 
     /* finish replaces an existing file; writing after the last byte is refused */
-    write_file(path, "old", 3);
+    tu_write_file(path, "old", 3);
     CHECK_EQ_INT(vp_st_writer_open(&w, path), VP_OK);
     CHECK_EQ_INT(vp_st_writer_add(w, "b", VP_U8, 1, s), VP_OK);
     CHECK_EQ_INT(vp_st_writer_write(w, "xy", 2), VP_OK);
@@ -408,7 +391,7 @@ static void copy_from(int fd, const char *what)
     CHECK(strstr(vp_st_writer_errmsg(w), "the source ends before byte 10000"));
     CHECK_EQ_INT(vp_st_writer_finish(w), VP_ERR_IO);                 /* the failure sticks */
     vp_st_writer_close(w);
-    CHECK(!exists(path));
+    CHECK(!tu_exists(path));
 
     CHECK_EQ_INT(vp_st_writer_open(&w, path), VP_OK);
     CHECK_EQ_INT(vp_st_writer_add(w, "a", VP_F32, 1, s1), VP_OK);
@@ -447,7 +430,7 @@ static void test_copy(void)
     CHECK_EQ_INT(vp_st_writer_open(&w, tmp("pipe.safetensors")), VP_OK);
     CHECK_EQ_INT(vp_st_writer_add(w, "a", VP_U8, 1, s), VP_OK);
     CHECK_EQ_INT(vp_st_writer_copy(w, p[0], 0, 4), VP_ERR_IO);
-    CHECK(one_line(vp_st_writer_errmsg(w)));
+    CHECK(tu_one_line(vp_st_writer_errmsg(w)));
     vp_st_writer_close(w);
     close(p[0]);
     close(p[1]);
@@ -549,25 +532,13 @@ static void test_large(void)
     } else {
         vp_st_writer_close(w);
     }
-    CHECK(!exists(out) && count_temporaries() == 0);
+    CHECK(!tu_exists(out) && count_temporaries() == 0);
     unlink(path);
-}
-
-static void cleanup(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
-        unlinkat(dirfd(d), e->d_name, 0);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
 }
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/vp-st-XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
+    tu_mkdtemp(dir, sizeof dir, "vp-st");
     test_round_trip();
     test_empty_files();
     test_golden();
@@ -575,6 +546,6 @@ int main(void)
     test_writer_errors();
     test_copy();
     test_large();
-    cleanup();
+    tu_rmtree(dir);
     TEST_MAIN_END();
 }

@@ -3,77 +3,36 @@
  *    format name, every tensor's name (in order), dtype, shape, storage
  *    record, offset and strides, and the float64 sum of its values, against
  *    what torch reported when the case was made (manifest.json).
- *  - Archives written here (a small zip writer, hand-made pickles) for what
- *    real files rarely show: records shorter than their storage, views past
- *    a storage, big-endian archives, missing records, pickles that call
- *    os.system, self-containing and exponentially shared object trees,
- *    deflated storages, TorchScript with and without class code.
+ *  - Archives written here (tests/test_util.h's zip writer, hand-made
+ *    pickles) for what real files rarely show: records shorter than their
+ *    storage, views past a storage, big-endian archives, missing records,
+ *    pickles that call os.system, self-containing and exponentially shared
+ *    object trees, deflated storages, TorchScript with and without class
+ *    code.
  *  - The legacy fixture cut at every byte, and with a storage size changed. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/internal.h"
 #include "test.h"
+#include "test_bytes.h"
+#include "test_util.h"
 
 static char tmpdir[256];
 
-/* ---- small helpers ----------------------------------------------------------------- */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *p = NULL;
-    size_t n = 0, cap = 0, got;
-    do {
-        if (cap - n < 65536) { cap = cap * 2 + 65536; p = realloc(p, cap + 1); }
-        got = fread(p + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    p[n] = 0;
-    if (len) *len = n;
-    return p;
-}
-
-static void spit(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(2); }
-    if (n && fwrite(data, 1, n, f) != n) { perror(path); exit(2); }
-    fclose(f);
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int has(const char *msg, const char *part) { return msg && strstr(msg, part) != NULL; }
-
 /* ---- conformance cases ---------------------------------------------------------------- */
-static const char *expected_format(const char *container)
-{
-    if (strcasestr(container, "torchscript")) return "torchscript";
-    if (strcasestr(container, "legacy")) return "torch-legacy";
-    return "torch-zip";
-}
-
 static void check_case_tensor(vp_source *src, size_t i, const cJSON *want, const char *cs)
 {
     const vp_tensor *t = vp_source_tensor(src, i);
-    const char *name = jstr(want, "name");
+    const char *name = tu_jstr(want, "name");
     CHECKF(t && name && !strcmp(t->name, name), "%s: tensor %zu is '%s', expected '%s'", cs, i, t ? t->name : "-", name ? name : "?");
     if (!t || !name || strcmp(t->name, name)) return;
-    const char *dt = jstr(want, "dtype");
+    const char *dt = tu_jstr(want, "dtype");
     CHECKF(dt && !strcmp(vp_dtype_name(t->dtype), dt), "%s: '%s' dtype %s, expected %s", cs, name, vp_dtype_name(t->dtype), dt ? dt : "?");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(want, "shape");
     int nd = cJSON_GetArraySize(shape), same = t->ndim == nd;
@@ -82,7 +41,7 @@ static void check_case_tensor(vp_source *src, size_t i, const cJSON *want, const
 
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(want, "storage");
     if (cJSON_IsObject(st)) {
-        const char *rec = jstr(st, "record");
+        const char *rec = tu_jstr(st, "record");
         const vp_storage *s = t->storage >= 0 ? &src->storages[t->storage] : NULL;
         CHECKF(s && rec && s->label && !strcmp(s->label, rec), "%s: '%s' views storage '%s', expected '%s'", cs, name,
                s && s->label ? s->label : "-", rec ? rec : "?");
@@ -117,33 +76,28 @@ static void check_case_tensor(vp_source *src, size_t i, const cJSON *want, const
 
 static void test_conformance(void)
 {
-    const char *root = getenv("VP_CONFORMANCE");
-    DIR *d = root && *root ? opendir(root) : NULL;
-    if (!d) { printf("note: no conformance directory (VP_CONFORMANCE): skipped\n"); return; }
+    tu_cases cases;
+    if (tu_cases_open(&cases)) { printf("note: no conformance directory (VP_CONFORMANCE): skipped\n"); return; }
     int torch_cases = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
+    for (size_t c = 0; c < cases.n; c++) {
+        const char *cname = cases.name[c];
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s/manifest.json", root, e->d_name);
-        char *text = slurp(path, NULL);
-        if (!text) continue;
-        cJSON *man = cJSON_Parse(text);
-        free(text);
-        const char *container = jstr(man, "container"), *file = jstr(man, "file");
+        snprintf(path, sizeof path, "%s/%s/manifest.json", cases.root, cname);
+        cJSON *man = tu_load_json(path);
+        const char *container = tu_jstr(man, "container"), *file = tu_jstr(man, "file");
         if (!container || !file || !strcasestr(container, "torch")) { cJSON_Delete(man); continue; }
         torch_cases++;
-        snprintf(path, sizeof path, "%s/%s/%s", root, e->d_name, file);
+        snprintf(path, sizeof path, "%s/%s/%s", cases.root, cname, file);
         vp_source *src = NULL;
         int rc = vp_source_open(&src, path, NULL);
-        CHECKF(rc == VP_OK, "%s: %s", e->d_name, vp_source_errmsg(src));
+        CHECKF(rc == VP_OK, "%s: %s", cname, vp_source_errmsg(src));
         if (rc == VP_OK) {
-            CHECK_STR(vp_source_format(src), expected_format(container));
+            CHECK_STR(vp_source_format(src), tu_container_format(container));
             const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(man, "tensors");
             size_t want_n = (size_t)cJSON_GetArraySize(tensors);
-            CHECKF(vp_source_count(src) == want_n, "%s: %zu tensors, manifest has %zu", e->d_name, vp_source_count(src), want_n);
+            CHECKF(vp_source_count(src) == want_n, "%s: %zu tensors, manifest has %zu", cname, vp_source_count(src), want_n);
             for (size_t i = 0; i < want_n && i < vp_source_count(src); i++)
-                check_case_tensor(src, i, cJSON_GetArrayItem(tensors, (int)i), e->d_name);
+                check_case_tensor(src, i, cJSON_GetArrayItem(tensors, (int)i), cname);
             /* the object tree is kept: a dict (state dict) or the TorchScript module */
             const vp_value *r = vp_source_root(src);
             CHECK(r != NULL);
@@ -151,116 +105,36 @@ static void test_conformance(void)
                 CHECK_EQ_INT(vp_value_kind(r), VP_V_OBJECT);
                 CHECK(vp_value_str(r) && !strncmp(vp_value_str(r), "__torch__.", 10));
             }
-            printf("%s: %s, %zu tensors\n", e->d_name, vp_source_format(src), vp_source_count(src));
+            printf("%s: %s, %zu tensors\n", cname, vp_source_format(src), vp_source_count(src));
         }
         vp_source_close(src);
         cJSON_Delete(man);
     }
-    closedir(d);
+    tu_cases_free(&cases);
     CHECK(torch_cases > 0);
 }
 
-/* ---- a minimal zip writer (stored and deflated members) ------------------------------------ */
-typedef struct member { const char *name; const void *data; size_t len; int deflate; } member;
-typedef struct bytes { uint8_t *p; size_t n, cap; } bytes;
-
-static void put(bytes *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) { b->cap = (b->n + n) * 2 + 256; b->p = realloc(b->p, b->cap); }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void put16(bytes *b, unsigned v) { uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; put(b, x, 2); }
-static void put32(bytes *b, uint32_t v) { uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)}; put(b, x, 4); }
-
-static size_t raw_deflate(const void *in, size_t n, uint8_t **out)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
-    size_t cap = deflateBound(&z, (uLong)n) + 16;
-    *out = malloc(cap);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = *out;
-    z.avail_out = (uInt)cap;
-    deflate(&z, Z_FINISH);
-    size_t got = z.total_out;
-    deflateEnd(&z);
-    return got;
-}
-
-static void write_zip(const char *path, const member *m, int count)
-{
-    bytes b = {0}, cd = {0};
-    for (int i = 0; i < count; i++) {
-        uint32_t crc = (uint32_t)crc32(0, m[i].data, (uInt)m[i].len);
-        uint8_t *comp = NULL;
-        size_t clen = m[i].deflate ? raw_deflate(m[i].data, m[i].len, &comp) : m[i].len;
-        const void *cdata = m[i].deflate ? comp : m[i].data;
-        uint32_t off = (uint32_t)b.n;
-        size_t nl = strlen(m[i].name);
-        put32(&b, 0x04034b50); put16(&b, 20); put16(&b, 0); put16(&b, m[i].deflate ? 8 : 0); put16(&b, 0); put16(&b, 0);
-        put32(&b, crc); put32(&b, (uint32_t)clen); put32(&b, (uint32_t)m[i].len); put16(&b, (unsigned)nl); put16(&b, 0);
-        put(&b, m[i].name, nl);
-        put(&b, cdata, clen);
-        put32(&cd, 0x02014b50); put16(&cd, 20); put16(&cd, 20); put16(&cd, 0); put16(&cd, m[i].deflate ? 8 : 0);
-        put16(&cd, 0); put16(&cd, 0); put32(&cd, crc); put32(&cd, (uint32_t)clen); put32(&cd, (uint32_t)m[i].len);
-        put16(&cd, (unsigned)nl); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, off);
-        put(&cd, m[i].name, nl);
-        free(comp);
-    }
-    uint32_t cdoff = (uint32_t)b.n;
-    put(&b, cd.p, cd.n);
-    put32(&b, 0x06054b50); put16(&b, 0); put16(&b, 0); put16(&b, (unsigned)count); put16(&b, (unsigned)count);
-    put32(&b, (uint32_t)cd.n); put32(&b, cdoff); put16(&b, 0);
-    spit(path, b.p, b.n);
-    free(b.p);
-    free(cd.p);
-}
-
-/* ---- a pickle builder ------------------------------------------------------------------------ */
-static void op(bytes *b, uint8_t c) { put(b, &c, 1); }
-static void pstr(bytes *b, const char *s) { op(b, 'X'); put32(b, (uint32_t)strlen(s)); put(b, s, strlen(s)); }
-static void pint(bytes *b, int32_t v) { op(b, 'J'); put32(b, (uint32_t)v); }
-static void pglobal(bytes *b, const char *mod, const char *name)
-{
-    op(b, 'c'); put(b, mod, strlen(mod)); op(b, '\n'); put(b, name, strlen(name)); op(b, '\n');
-}
-
-/* _rebuild_tensor_v2(('storage', torch.<stype>, key, 'cpu', numel), off, shape, stride, False, OrderedDict()) */
-static void ptensor(bytes *b, const char *stype, const char *key, int numel, int off, int nd, const int *shape, const int *stride)
-{
-    pglobal(b, "torch._utils", "_rebuild_tensor_v2");
-    op(b, '('); op(b, '(');
-    pstr(b, "storage"); pglobal(b, "torch", stype); pstr(b, key); pstr(b, "cpu"); pint(b, numel);
-    op(b, 't'); op(b, 'Q');
-    pint(b, off);
-    op(b, '('); for (int i = 0; i < nd; i++) pint(b, shape[i]); op(b, 't');
-    op(b, '('); for (int i = 0; i < nd; i++) pint(b, stride[i]); op(b, 't');
-    op(b, 0x89);
-    pglobal(b, "collections", "OrderedDict"); op(b, ')'); op(b, 'R');
-    op(b, 't'); op(b, 'R');
-}
-
-static const int S23[] = {2, 3}, C23[] = {3, 1}, S32[] = {3, 2}, T32[] = {1, 3}, S4[] = {4}, C1[] = {1}, S24[] = {2, 4}, C24[] = {4, 1};
+static const int64_t S23[] = {2, 3}, C23[] = {3, 1}, S32[] = {3, 2}, T32[] = {1, 3}, S4[] = {4}, C1[] = {1},
+                     S24[] = {2, 4}, C24[] = {4, 1};
 
 /* {'w': [2,3] f32 on '0', 'wt': its transpose, 'h': [4] f16 on '1'} */
 static void state_pickle(bytes *b, int w_shape_24)
 {
-    op(b, 0x80); op(b, 2); op(b, '}'); op(b, '(');
-    pstr(b, "w");
-    ptensor(b, "FloatStorage", "0", 6, 0, 2, w_shape_24 ? S24 : S23, w_shape_24 ? C24 : C23);
-    pstr(b, "wt"); ptensor(b, "FloatStorage", "0", 6, 0, 2, S32, T32);
-    pstr(b, "h"); ptensor(b, "HalfStorage", "1", 4, 0, 1, S4, C1);
-    op(b, 'u'); op(b, '.');
+    put8(b, 0x80); put8(b, 2); put8(b, '}'); put8(b, '(');
+    pk_str(b, "w");
+    pk_tensor(b, "FloatStorage", "0", 6, 0, 2, w_shape_24 ? S24 : S23, w_shape_24 ? C24 : C23, false);
+    pk_str(b, "wt"); pk_tensor(b, "FloatStorage", "0", 6, 0, 2, S32, T32, false);
+    pk_str(b, "h"); pk_tensor(b, "HalfStorage", "1", 4, 0, 1, S4, C1, false);
+    put8(b, 'u'); put8(b, '.');
 }
 
-static int open_zip(const char *name, const member *m, int count, vp_source **src)
+static int open_zip(const char *name, const zmember *m, int count, vp_source **src)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    write_zip(path, m, count);
+    bytes zip = build_zip(m, count, false, NULL);
+    tu_write_file(path, zip.p, zip.n);
+    free(zip.p);
     *src = NULL;
     return vp_source_open(src, path, NULL);
 }
@@ -271,12 +145,12 @@ static void test_crafted_zip(void)
     uint16_t h[4] = {0x3c00, 0x4000, 0xc000, 0x3800};   /* 1, 2, -2, 0.5 in float16 */
     bytes pk = {0};
     state_pickle(&pk, 0);
-    member m[] = {
-        {"mymodel/data.pkl", pk.p, pk.n, 0},
-        {"mymodel/byteorder", "little", 6, 0},
-        {"mymodel/data/0", w, sizeof w, 0},
-        {"mymodel/data/1", h, sizeof h, 1},   /* deflated: read through inflate */
-        {"mymodel/version", "3\n", 2, 0},
+    zmember m[] = {
+        {"mymodel/data.pkl", pk.p, pk.n, 0, false},
+        {"mymodel/byteorder", "little", 6, 0, false},
+        {"mymodel/data/0", w, sizeof w, 0, false},
+        {"mymodel/data/1", h, sizeof h, 8, false},   /* deflated: read through inflate */
+        {"mymodel/version", "3\n", 2, 0, false},
     };
     vp_source *src;
     int rc = open_zip("ok.pth", m, 5, &src);
@@ -306,62 +180,67 @@ static void test_crafted_zip(void)
     vp_source_close(src);
 
     /* a record shorter than its storage claims */
-    member shortrec[] = {{"mymodel/data.pkl", pk.p, pk.n, 0}, {"mymodel/data/0", w, 20, 0}, {"mymodel/data/1", h, sizeof h, 0}};
+    zmember shortrec[] = {{"mymodel/data.pkl", pk.p, pk.n, 0, false}, {"mymodel/data/0", w, 20, 0, false},
+                          {"mymodel/data/1", h, sizeof h, 0, false}};
     rc = open_zip("short.pth", shortrec, 3, &src);
     CHECK_EQ_INT(rc, VP_ERR_FORMAT);
-    CHECKF(has(vp_source_errmsg(src), "'mymodel/data/0'") && has(vp_source_errmsg(src), "holds 20 bytes"), "%s", vp_source_errmsg(src));
+    CHECKF(tu_has(vp_source_errmsg(src), "'mymodel/data/0'") && tu_has(vp_source_errmsg(src), "holds 20 bytes"), "%s", vp_source_errmsg(src));
     vp_source_close(src);
 
     /* a view past the end of its storage: w as [2, 4] over 6 floats */
     bytes pk2 = {0};
     state_pickle(&pk2, 1);
-    member past[] = {{"mymodel/data.pkl", pk2.p, pk2.n, 0}, {"mymodel/data/0", w, sizeof w, 0}, {"mymodel/data/1", h, sizeof h, 0}};
+    zmember past[] = {{"mymodel/data.pkl", pk2.p, pk2.n, 0, false}, {"mymodel/data/0", w, sizeof w, 0, false},
+                      {"mymodel/data/1", h, sizeof h, 0, false}};
     rc = open_zip("past.pth", past, 3, &src);
     CHECK_EQ_INT(rc, VP_ERR_FORMAT);
-    CHECKF(has(vp_source_errmsg(src), "tensor 'w'"), "%s", vp_source_errmsg(src));
+    CHECKF(tu_has(vp_source_errmsg(src), "tensor 'w'"), "%s", vp_source_errmsg(src));
     vp_source_close(src);
 
     /* big-endian archives are refused */
-    member big[] = {{"mymodel/data.pkl", pk.p, pk.n, 0}, {"mymodel/byteorder", "big", 3, 0},
-                    {"mymodel/data/0", w, sizeof w, 0}, {"mymodel/data/1", h, sizeof h, 0}};
+    zmember big[] = {{"mymodel/data.pkl", pk.p, pk.n, 0, false}, {"mymodel/byteorder", "big", 3, 0, false},
+                    {"mymodel/data/0", w, sizeof w, 0, false}, {"mymodel/data/1", h, sizeof h, 0, false}};
     rc = open_zip("big.pth", big, 4, &src);
     CHECK_EQ_INT(rc, VP_ERR_UNSUPPORTED);
-    CHECK(has(vp_source_errmsg(src), "big-endian"));
+    CHECK(tu_has(vp_source_errmsg(src), "big-endian"));
     vp_source_close(src);
 
     /* a missing record */
-    member missing[] = {{"mymodel/data.pkl", pk.p, pk.n, 0}, {"mymodel/data/0", w, sizeof w, 0}};
+    zmember missing[] = {{"mymodel/data.pkl", pk.p, pk.n, 0, false}, {"mymodel/data/0", w, sizeof w, 0, false}};
     rc = open_zip("missing.pth", missing, 2, &src);
     CHECK_EQ_INT(rc, VP_ERR_FORMAT);
-    CHECK(has(vp_source_errmsg(src), "'mymodel/data/1' is missing"));
+    CHECK(tu_has(vp_source_errmsg(src), "'mymodel/data/1' is missing"));
     vp_source_close(src);
 
     /* data.pkl that would call os.system: refused, naming it */
     static const char evil[] = "\x80\x02" "cos\nsystem\nX\x05\x00\x00\x00touch\x85R.";
-    member ev[] = {{"x/data.pkl", evil, sizeof evil - 1, 0}};
+    zmember ev[] = {{"x/data.pkl", evil, sizeof evil - 1, 0, false}};
     rc = open_zip("evil.pth", ev, 1, &src);
     CHECK_EQ_INT(rc, VP_ERR_REFUSED);
-    CHECKF(has(vp_source_errmsg(src), "'os.system'") && has(vp_source_errmsg(src), "x/data.pkl"), "%s", vp_source_errmsg(src));
+    CHECKF(tu_has(vp_source_errmsg(src), "'os.system'") && tu_has(vp_source_errmsg(src), "x/data.pkl"), "%s", vp_source_errmsg(src));
     CHECK_EQ_INT(vp_source_count(src), 0);
     vp_source_close(src);
 
     /* a list holding itself: loads in the VM, refused by the walk */
     static const char self[] = "\x80\x02]q\x00h\x00" "a.";
-    member sf[] = {{"x/data.pkl", self, sizeof self - 1, 0}};
+    zmember sf[] = {{"x/data.pkl", self, sizeof self - 1, 0, false}};
     rc = open_zip("self.pth", sf, 1, &src);
     CHECK_EQ_INT(rc, VP_ERR_LIMIT);
-    CHECK(has(vp_source_errmsg(src), "contain themselves"));
+    CHECK(tu_has(vp_source_errmsg(src), "contain themselves"));
     vp_source_close(src);
 
     /* L0 = []; Lk = [Lk-1, Lk-1]: 2**40 paths in 200 bytes, refused by the visit bound */
     bytes dag = {0};
-    op(&dag, 0x80); op(&dag, 2); op(&dag, ']'); op(&dag, 'q'); op(&dag, 0);
-    for (int k = 1; k <= 40; k++) { op(&dag, '('); op(&dag, 'h'); op(&dag, (uint8_t)(k - 1)); op(&dag, 'h'); op(&dag, (uint8_t)(k - 1)); op(&dag, 'l'); op(&dag, 'q'); op(&dag, (uint8_t)k); }
-    op(&dag, '.');
-    member dg[] = {{"x/data.pkl", dag.p, dag.n, 0}};
+    put8(&dag, 0x80); put8(&dag, 2); put8(&dag, ']'); put8(&dag, 'q'); put8(&dag, 0);
+    for (int k = 1; k <= 40; k++) {
+        put8(&dag, '('); put8(&dag, 'h'); put8(&dag, (uint8_t)(k - 1)); put8(&dag, 'h'); put8(&dag, (uint8_t)(k - 1));
+        put8(&dag, 'l'); put8(&dag, 'q'); put8(&dag, (uint8_t)k);
+    }
+    put8(&dag, '.');
+    zmember dg[] = {{"x/data.pkl", dag.p, dag.n, 0, false}};
     rc = open_zip("dag.pth", dg, 1, &src);
     CHECK_EQ_INT(rc, VP_ERR_LIMIT);
-    CHECK(has(vp_source_errmsg(src), "nodes"));
+    CHECK(tu_has(vp_source_errmsg(src), "nodes"));
     vp_source_close(src);
     free(dag.p);
 
@@ -373,19 +252,20 @@ static void test_crafted_zip(void)
 /* __torch__.M(training=False, plain=tensor, b=tensor, sub=__torch__.S(training=True, w=tensor), a=tensor, n=5) */
 static void module_pickle(bytes *b)
 {
-    op(b, 0x80); op(b, 2);
-    pglobal(b, "__torch__", "M"); op(b, ')'); op(b, 0x81);
-    op(b, '}'); op(b, '(');
-    pstr(b, "training"); op(b, 0x89);
-    pstr(b, "plain"); ptensor(b, "FloatStorage", "0", 6, 0, 2, S23, C23);
-    pstr(b, "b"); ptensor(b, "FloatStorage", "0", 6, 0, 1, S4, C1);
-    pstr(b, "sub");
-    pglobal(b, "__torch__", "S"); op(b, ')'); op(b, 0x81);
-    op(b, '}'); op(b, '('); pstr(b, "training"); op(b, 0x88); pstr(b, "w"); ptensor(b, "HalfStorage", "1", 4, 0, 1, S4, C1); op(b, 'u');
-    op(b, 'b');
-    pstr(b, "a"); ptensor(b, "FloatStorage", "0", 6, 2, 1, S4, C1);
-    pstr(b, "n"); pint(b, 5);
-    op(b, 'u'); op(b, 'b'); op(b, '.');
+    put8(b, 0x80); put8(b, 2);
+    pk_global(b, "__torch__", "M"); put8(b, ')'); put8(b, 0x81);
+    put8(b, '}'); put8(b, '(');
+    pk_str(b, "training"); put8(b, 0x89);
+    pk_str(b, "plain"); pk_tensor(b, "FloatStorage", "0", 6, 0, 2, S23, C23, false);
+    pk_str(b, "b"); pk_tensor(b, "FloatStorage", "0", 6, 0, 1, S4, C1, false);
+    pk_str(b, "sub");
+    pk_global(b, "__torch__", "S"); put8(b, ')'); put8(b, 0x81);
+    put8(b, '}'); put8(b, '('); pk_str(b, "training"); put8(b, 0x88);
+    pk_str(b, "w"); pk_tensor(b, "HalfStorage", "1", 4, 0, 1, S4, C1, false); put8(b, 'u');
+    put8(b, 'b');
+    pk_str(b, "a"); pk_tensor(b, "FloatStorage", "0", 6, 2, 1, S4, C1, false);
+    pk_str(b, "n"); pk_int(b, 5);
+    put8(b, 'u'); put8(b, 'b'); put8(b, '.');
 }
 
 static void check_names(vp_source *src, const char *const *names, size_t n, const char *what)
@@ -405,8 +285,8 @@ static void test_torchscript(void)
     module_pickle(&pk);
 
     /* without code/: every tensor attribute counts, in attribute order, then submodules */
-    member m[] = {{"arch/data.pkl", pk.p, pk.n, 0}, {"arch/constants.pkl", consts, sizeof consts - 1, 0},
-                  {"arch/data/0", w, sizeof w, 0}, {"arch/data/1", h, sizeof h, 0}};
+    zmember m[] = {{"arch/data.pkl", pk.p, pk.n, 0, false}, {"arch/constants.pkl", consts, sizeof consts - 1, 0, false},
+                  {"arch/data/0", w, sizeof w, 0, false}, {"arch/data/1", h, sizeof h, 0, false}};
     vp_source *src;
     int rc = open_zip("ts_nocode.pt", m, 4, &src);
     CHECKF(rc == VP_OK, "%s", vp_source_errmsg(src));
@@ -431,8 +311,8 @@ static void test_torchscript(void)
         "  __parameters__ = [\"w\", ]\n"
         "  __buffers__ = []\n"
         "  w : Tensor\n";
-    member mc[] = {{"arch/data.pkl", pk.p, pk.n, 0}, {"arch/code/__torch__.py", code, sizeof code - 1, 1},
-                   {"arch/data/0", w, sizeof w, 0}, {"arch/data/1", h, sizeof h, 0}};
+    zmember mc[] = {{"arch/data.pkl", pk.p, pk.n, 0, false}, {"arch/code/__torch__.py", code, sizeof code - 1, 8, false},
+                   {"arch/data/0", w, sizeof w, 0, false}, {"arch/data/1", h, sizeof h, 0, false}};
     rc = open_zip("ts_code.pt", mc, 4, &src);
     CHECKF(rc == VP_OK, "%s", vp_source_errmsg(src));
     if (rc == VP_OK) {
@@ -447,11 +327,10 @@ static void test_torchscript(void)
 /* ---- legacy ----------------------------------------------------------------------------------- */
 static void test_legacy(void)
 {
-    const char *fx = getenv("VP_FIXTURES");
     char path[1024];
-    snprintf(path, sizeof path, "%s/legacy_state.pth", fx && *fx ? fx : "tests/fixtures");
+    snprintf(path, sizeof path, "%s/legacy_state.pth", tu_fixtures_dir());
     size_t n;
-    char *data = slurp(path, &n);
+    char *data = tu_slurp(path, &n);
     CHECKF(data != NULL, "cannot read %s", path);
     if (!data) return;
 
@@ -476,7 +355,7 @@ static void test_legacy(void)
     snprintf(cut_path, sizeof cut_path, "%s/cut.pth", tmpdir);
     int errors = 0, oneline = 0;
     for (size_t cut = 0; cut < n; cut++) {
-        spit(cut_path, data, cut);
+        tu_write_file(cut_path, data, cut);
         rc = vp_source_open(&src, cut_path, NULL);
         if (rc != VP_OK) errors++;
         if (src && *vp_source_errmsg(src) && !strchr(vp_source_errmsg(src), '\n')) oneline++;
@@ -488,19 +367,19 @@ static void test_legacy(void)
     /* a storage whose element count disagrees with the pickle */
     if (numel_at) {
         data[numel_at] ^= 1;
-        spit(cut_path, data, n);
+        tu_write_file(cut_path, data, n);
         rc = vp_source_open(&src, cut_path, NULL);
         CHECK_EQ_INT(rc, VP_ERR_FORMAT);
-        CHECKF(has(vp_source_errmsg(src), "elements in the file"), "%s", vp_source_errmsg(src));
+        CHECKF(tu_has(vp_source_errmsg(src), "elements in the file"), "%s", vp_source_errmsg(src));
         vp_source_close(src);
         data[numel_at] ^= 1;
     }
     /* a plain pickle that is not a torch file */
     static const char plain[] = "\x80\x02K\x05.";
-    spit(cut_path, plain, sizeof plain - 1);
+    tu_write_file(cut_path, plain, sizeof plain - 1);
     rc = vp_source_open(&src, cut_path, NULL);
     CHECK_EQ_INT(rc, VP_ERR_FORMAT);
-    CHECK(has(vp_source_errmsg(src), "magic number"));
+    CHECK(tu_has(vp_source_errmsg(src), "magic number"));
     vp_source_close(src);
     unlink(cut_path);
     free(data);
@@ -508,14 +387,11 @@ static void test_legacy(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/vp_test_torch_%d", (int)getpid());
-    mkdir(tmpdir, 0700);
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_test_torch");
     test_conformance();
     test_crafted_zip();
     test_torchscript();
     test_legacy();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tu_rmtree(tmpdir);
     TEST_MAIN_END();
 }

@@ -2,59 +2,38 @@
  * The ZIP reader and the NumPy .npy/.npz readers.
  *
  * Inputs are built here, byte by byte, following the formats' definitions
- * (PKWARE APPNOTE, numpy.lib.format): a tiny zip writer (stored, deflated via
- * zlib, ZIP64, torch-style 64-byte alignment) and an npy writer. Then real
+ * (PKWARE APPNOTE, numpy.lib.format) with the tests' zip writer (stored,
+ * deflated via zlib, ZIP64, torch-style 64-byte alignment) and npy writer
+ * in tests/util/testutil.c. Then real
  * files made by numpy are checked against what numpy reported for them:
  * tests/fixtures/{npy,npz}_* against fixtures/manifest.json and the
  * conformance .npz checkpoints against their manifest.json.
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/internal.h"
 #include "format/zip.h"
 #include "test.h"
+#include "test_bytes.h"
+#include "test_util.h"
 
 /* ---- temporary files ------------------------------------------------------ */
 
 static char g_dir[512];
-
-static void make_tmpdir(void)
-{
-    const char *t = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/vp_zipnpy_XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(g_dir)) { perror("mkdtemp"); exit(2); }
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name); unlink(p); }
-    closedir(d);
-    rmdir(g_dir);
-}
 
 /* Write bytes to g_dir/name; returns the path (static buffer, reused). */
 static const char *write_tmp(const char *name, const void *data, size_t n)
 {
     static char path[1024];
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f)) { perror(path); exit(2); }
+    tu_write_file(path, data, n);
     return path;
 }
 
@@ -70,144 +49,12 @@ static const char *write_mkstemp(const void *data, size_t n)
     return path;
 }
 
-/* ---- byte buffers ------------------------------------------------------------ */
-
-typedef struct bytes { uint8_t *p; size_t n, cap; } bytes;
-
-static void put(bytes *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) exit(2);
-    }
-    if (n) memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void put16(bytes *b, unsigned v) { uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; put(b, x, 2); }
-static void put32(bytes *b, uint32_t v) { put16(b, v & 0xFFFF); put16(b, v >> 16); }
-static void put64(bytes *b, uint64_t v) { put32(b, (uint32_t)v); put32(b, (uint32_t)(v >> 32)); }
-static void wr16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void wr32(uint8_t *p, uint32_t v) { wr16(p, v & 0xFFFF); wr16(p + 2, v >> 16); }
-static void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
-
-/* ---- a tiny zip writer ---------------------------------------------------------- */
-
-#define MAXM 16
-typedef struct zmember {
-    const char *name;
-    const void *data;
-    size_t len;
-    int method;         /* 0 stored, 8 deflate */
-    bool align64;       /* torch.save: pad the local extra (id 0x4246 "FB") so data starts at 64k */
-} zmember;
-
-typedef struct zlayout {
-    size_t lho[MAXM], data[MAXM], cen[MAXM], csize[MAXM];
-    size_t cd, cdsize, eocd64, loc64, eocd;
-} zlayout;
-
-static size_t deflate_raw(const void *in, size_t n, uint8_t **out)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) exit(2);
-    size_t cap = deflateBound(&zs, (uLong)n) + 16;
-    *out = malloc(cap);
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)n;
-    zs.next_out = *out;
-    zs.avail_out = (uInt)cap;
-    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) exit(2);
-    size_t got = zs.total_out;
-    deflateEnd(&zs);
-    return got;
-}
-
-/* zip64: every central size/offset as 0xFFFFFFFF with a 0x0001 extra, the
- * local header as numpy's force_zip64 writes it, and the ZIP64 end record
- * and locator (as zipfile does past 65,535 entries or 4 GiB). */
-static bytes build_zip(const zmember *m, int n, bool zip64, zlayout *L)
-{
-    bytes b = {0};
-    uint8_t *comp[MAXM];
-    uint32_t crc[MAXM];
-    memset(L, 0, sizeof *L);
-    for (int i = 0; i < n; i++) {
-        crc[i] = (uint32_t)crc32(0, m[i].data, (uInt)m[i].len);
-        if (m[i].method == 8) L->csize[i] = deflate_raw(m[i].data, m[i].len, &comp[i]);
-        else { comp[i] = malloc(m[i].len + 1); memcpy(comp[i], m[i].data, m[i].len); L->csize[i] = m[i].len; }
-        size_t nlen = strlen(m[i].name);
-        L->lho[i] = b.n;
-        size_t xlen = zip64 ? 20 : 0;
-        if (m[i].align64) xlen = (64 - (b.n + 30 + nlen + 4) % 64) % 64 + 4;
-        put32(&b, 0x04034b50); put16(&b, zip64 ? 45 : 20); put16(&b, 0); put16(&b, (unsigned)m[i].method);
-        put16(&b, 0); put16(&b, 0x21); put32(&b, crc[i]);
-        put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)L->csize[i]); put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)m[i].len);
-        put16(&b, (unsigned)nlen); put16(&b, (unsigned)xlen);
-        put(&b, m[i].name, nlen);
-        if (m[i].align64) { put16(&b, 0x4246); put16(&b, (unsigned)xlen - 4); for (size_t k = 4; k < xlen; k++) put(&b, "Z", 1); }
-        else if (zip64) { put16(&b, 1); put16(&b, 16); put64(&b, m[i].len); put64(&b, L->csize[i]); }
-        L->data[i] = b.n;
-        put(&b, comp[i], L->csize[i]);
-    }
-    L->cd = b.n;
-    for (int i = 0; i < n; i++) {
-        size_t nlen = strlen(m[i].name);
-        L->cen[i] = b.n;
-        put32(&b, 0x02014b50); put16(&b, 0x031e); put16(&b, zip64 ? 45 : 20); put16(&b, 0); put16(&b, (unsigned)m[i].method);
-        put16(&b, 0); put16(&b, 0x21); put32(&b, crc[i]);
-        put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)L->csize[i]); put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)m[i].len);
-        put16(&b, (unsigned)nlen); put16(&b, zip64 ? 28 : 0); put16(&b, 0); put16(&b, 0); put16(&b, 0); put32(&b, 0);
-        put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)L->lho[i]);
-        put(&b, m[i].name, nlen);
-        if (zip64) { put16(&b, 1); put16(&b, 24); put64(&b, m[i].len); put64(&b, L->csize[i]); put64(&b, L->lho[i]); }
-        free(comp[i]);
-    }
-    L->cdsize = b.n - L->cd;
-    if (zip64) {
-        L->eocd64 = b.n;
-        put32(&b, 0x06064b50); put64(&b, 44); put16(&b, 45); put16(&b, 45); put32(&b, 0); put32(&b, 0);
-        put64(&b, (uint64_t)n); put64(&b, (uint64_t)n); put64(&b, L->cdsize); put64(&b, L->cd);
-        L->loc64 = b.n;
-        put32(&b, 0x07064b50); put32(&b, 0); put64(&b, L->eocd64); put32(&b, 1);
-    }
-    L->eocd = b.n;
-    put32(&b, 0x06054b50); put16(&b, 0); put16(&b, 0);
-    put16(&b, zip64 ? 0xFFFF : (unsigned)n); put16(&b, zip64 ? 0xFFFF : (unsigned)n);
-    put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)L->cdsize); put32(&b, zip64 ? 0xFFFFFFFFu : (uint32_t)L->cd);
-    put16(&b, 0);
-    return b;
-}
-
-/* ---- an npy writer ---------------------------------------------------------------- */
-
-/* As numpy.lib.format writes: magic, version, header length, the dict padded
- * with spaces and ended by '\n' so the data starts at a multiple of 64. */
-static bytes make_npy(int major, const char *dict, const void *data, size_t len)
-{
-    bytes b = {0};
-    size_t pre = major == 1 ? 10 : 12, dl = strlen(dict);
-    size_t total = (pre + dl + 1 + 63) / 64 * 64, hlen = total - pre;
-    put(&b, "\x93NUMPY", 6);
-    uint8_t ver[2] = {(uint8_t)major, 0};
-    put(&b, ver, 2);
-    if (major == 1) put16(&b, (unsigned)hlen); else put32(&b, (uint32_t)hlen);
-    put(&b, dict, dl);
-    for (size_t i = dl; i + 1 < hlen; i++) put(&b, " ", 1);
-    put(&b, "\n", 1);
-    put(&b, data, len);
-    return b;
-}
-
 /* ---- helpers ------------------------------------------------------------------------ */
 
 static int open_bytes(const char *name, const bytes *b, vp_source **s)
 {
     return vp_source_open(s, write_tmp(name, b->p, b->n), NULL);
 }
-
-static bool one_line(const char *m) { return m && *m && !strchr(m, '\n') && !strchr(m, '\r'); }
 
 /* Opening must fail with `code` and a one-line message containing `needle`. */
 #define EXPECT_FAIL(b, code, needle) expect_fail(__LINE__, (b), (code), (needle))
@@ -217,7 +64,7 @@ static void expect_fail(int line, const bytes *b, int code, const char *needle)
     int rc = open_bytes("bad.bin", b, &s);
     const char *m = vp_source_errmsg(s);
     CHECKF(rc == code, "line %d: rc %d (%s), expected %d", line, rc, m, code);
-    CHECKF(one_line(m) && strstr(m, needle), "line %d: message \"%s\" lacks \"%s\"", line, m, needle);
+    CHECKF(tu_one_line(m) && strstr(m, needle), "line %d: message \"%s\" lacks \"%s\"", line, m, needle);
     vp_source_close(s);
 }
 
@@ -500,7 +347,7 @@ static void truncations(const bytes *b, const char *what)
         vp_source *s;
         const char *path = write_mkstemp(b->p, k);
         int rc = vp_source_open(&s, path, NULL);
-        if (rc == VP_OK || !one_line(vp_source_errmsg(s))) {
+        if (rc == VP_OK || !tu_one_line(vp_source_errmsg(s))) {
             if (bad++ < 3) fprintf(stderr, "%s cut at %zu: rc %d (%s)\n", what, k, rc, vp_source_errmsg(s));
         }
         vp_source_close(s);
@@ -520,11 +367,11 @@ static void corruptions(const bytes *b, const char *what)
         c[k] ^= 0xFF;
         vp_source *s;
         int rc = vp_source_open(&s, write_tmp("flip.bin", c, b->n), NULL);
-        if (rc && !one_line(vp_source_errmsg(s))) silent++;
+        if (rc && !tu_one_line(vp_source_errmsg(s))) silent++;
         for (size_t i = 0; rc == VP_OK && i < vp_source_count(s); i++) {
             const vp_tensor *t = vp_source_tensor(s, i);
             void *buf = malloc(t->nbytes + 1);
-            if (vp_source_read(s, i, buf, t->nbytes) && !one_line(vp_source_errmsg(s))) silent++;
+            if (vp_source_read(s, i, buf, t->nbytes) && !tu_one_line(vp_source_errmsg(s))) silent++;
             free(buf);
         }
         vp_source_close(s);
@@ -867,17 +714,6 @@ static void test_zip_api(void)
 
 /* ---- out of memory -------------------------------------------------------------------------- */
 
-typedef struct failing { long left; } failing;
-
-static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)osize;
-    failing *f = ud;
-    if (nsize == 0) { free(ptr); return NULL; }
-    if (f->left-- <= 0) return NULL;
-    return realloc(ptr, nsize);
-}
-
 /* Fail the 1st, 2nd, ... allocation of opening and reading an npz: every
  * failure must be reported (no crash, no leak under ASan). */
 static void test_oom(void)
@@ -889,8 +725,8 @@ static void test_oom(void)
     const char *path = write_tmp("oom.npz", z.p, z.n);
     int failures = 0, silent = 0;
     for (long k = 0; k < 200; k++) {
-        failing f = {k};
-        vp__set_allocator(failing_alloc, &f);
+        tu_failing f = {k};
+        vp__set_allocator(tu_failing_alloc, &f);
         vp_source *s;
         int rc = vp_source_open(&s, path, NULL);
         double v[6];
@@ -907,20 +743,6 @@ static void test_oom(void)
 }
 
 /* ---- real files made by numpy ------------------------------------------------------------------- */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (fread(p, 1, (size_t)n, f) != (size_t)n) { free(p); fclose(f); return NULL; }
-    p[n] = 0;
-    fclose(f);
-    return p;
-}
 
 /* numpy's descr ('<f4') or name ('float32') to ours. */
 static int dtype_of(const char *s, vp_dtype *t)
@@ -974,12 +796,11 @@ static void check_against(const char *path, const cJSON *tensors, const char *wh
  * the values numpy reported (fixtures/manifest.json). */
 static void test_fixtures(void)
 {
-    const char *dir = getenv("VP_FIXTURES");
+    const char *dir = tu_fixtures_dir();
     char path[1024];
-    snprintf(path, sizeof path, "%s/manifest.json", dir ? dir : ".");
-    char *text = dir ? slurp(path) : NULL;
-    if (!text) { printf("fixtures: no %s, skipped\n", path); return; }
-    cJSON *root = cJSON_Parse(text);
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    if (!tu_exists(path)) { printf("fixtures: no %s, skipped\n", path); return; }
+    cJSON *root = tu_load_json(path);
     int seen = 0;
     const cJSON *f;
     cJSON_ArrayForEach(f, cJSON_GetObjectItem(root, "fixtures")) {
@@ -992,52 +813,47 @@ static void test_fixtures(void)
     }
     CHECKF(seen >= 10, "only %d npy/npz fixtures listed", seen);
     cJSON_Delete(root);
-    free(text);
 }
 
 /* Conformance checkpoints whose source is an .npz (big_vision SigLIP). */
 static void test_conformance(void)
 {
-    const char *dir = getenv("VP_CONFORMANCE");
-    DIR *d = dir && *dir ? opendir(dir) : NULL;
-    if (!d) { printf("conformance: %s not found, skipped\n", dir ? dir : "(VP_CONFORMANCE unset)"); return; }
+    tu_cases cases;
+    if (tu_cases_open(&cases)) {
+        printf("conformance: %s not found, skipped\n", tu_env("VP_CONFORMANCE", "(VP_CONFORMANCE unset)"));
+        return;
+    }
     int seen = 0;
-    struct dirent *e;
     char path[1024];
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s/case.json", dir, e->d_name);
-        char *text = slurp(path);
-        if (!text) continue;
-        cJSON *c = cJSON_Parse(text);
+    for (size_t k = 0; k < cases.n; k++) {
+        const char *name = cases.name[k];
+        snprintf(path, sizeof path, "%s/%s/case.json", cases.root, name);
+        cJSON *c = tu_load_json(path);
         const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(c, "source_file"));
         size_t n = src ? strlen(src) : 0;
         if (n > 4 && !strcmp(src + n - 4, ".npz")) {
-            snprintf(path, sizeof path, "%s/%s/manifest.json", dir, e->d_name);
-            char *mt = slurp(path);
-            cJSON *m = mt ? cJSON_Parse(mt) : NULL;
+            snprintf(path, sizeof path, "%s/%s/manifest.json", cases.root, name);
+            cJSON *m = tu_load_json(path);
             CHECKF(m != NULL, "%s unreadable", path);
-            snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, src);
-            if (m) check_against(path, cJSON_GetObjectItem(m, "tensors"), e->d_name);
+            snprintf(path, sizeof path, "%s/%s/%s", cases.root, name, src);
+            if (m) check_against(path, cJSON_GetObjectItem(m, "tensors"), name);
             /* stored members: every tensor reads in place */
             vp_source *s;
             if (vp_source_open(&s, path, NULL) == VP_OK && cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "zip"), "stored_only")))
                 for (size_t i = 0; i < vp_source_count(s); i++) CHECK(vp_source_data(s, i) != NULL);
             vp_source_close(s);
             cJSON_Delete(m);
-            free(mt);
             seen++;
         }
         cJSON_Delete(c);
-        free(text);
     }
-    closedir(d);
-    CHECKF(seen >= 1, "no .npz conformance case in %s", dir);
+    CHECKF(seen >= 1, "no .npz conformance case in %s", cases.root);
+    tu_cases_free(&cases);
 }
 
 int main(void)
 {
-    make_tmpdir();
+    tu_mkdtemp(g_dir, sizeof g_dir, "vp_zipnpy");
     test_npy_basic();
     test_npy_dtypes();
     test_npy_big_endian();
@@ -1051,6 +867,6 @@ int main(void)
     test_oom();
     test_fixtures();
     test_conformance();
-    remove_tmpdir();
+    tu_rmtree(g_dir);
     TEST_MAIN_END();
 }

@@ -18,45 +18,6 @@
 #define BPE_SPECIALS 2               /* <|startoftext|>, <|endoftext|> */
 #define BPE_BYTE_TOKENS 512          /* 256 symbols, and each with </w> */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-void vp_text_files_free(vp_text_file *files, int n)
-{
-    for (int i = 0; i < n; i++) {
-        vp__free(files[i].data);
-        files[i].data = NULL;
-        files[i].len = 0;
-    }
-}
-
-void vp_text_json_str(vp_buf *b, const char *s)
-{
-    vp__buf_add(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
-        case '"': vp__buf_puts(b, "\\\""); break;
-        case '\\': vp__buf_puts(b, "\\\\"); break;
-        case '\n': vp__buf_puts(b, "\\n"); break;
-        case '\r': vp__buf_puts(b, "\\r"); break;
-        case '\t': vp__buf_puts(b, "\\t"); break;
-        case '\b': vp__buf_puts(b, "\\b"); break;
-        case '\f': vp__buf_puts(b, "\\f"); break;
-        default:
-            if (*c < 0x20) vp__buf_printf(b, "\\u%04x", *c);
-            else vp__buf_add(b, c, 1);
-        }
-    }
-    vp__buf_add(b, "\"", 1);
-}
-
 /* ---- reading the file ---------------------------------------------------- */
 
 /* The whole text, inflated when gzipped; NUL-terminated, vp__malloc'ed. */
@@ -65,7 +26,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
     vp_map m;
     char merr[256];
     if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) {
-        fail(err, errlen, "%s", merr);
+        vp_text_fail(err, errlen, "%s", merr);
         return NULL;
     }
     char *out = NULL;
@@ -73,7 +34,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
         z_stream z;
         memset(&z, 0, sizeof z);
         if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-            fail(err, errlen, "%s: cannot start gzip inflation", path);
+            vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
             goto done;
         }
         size_t cap = 1 << 20, n = 0;
@@ -83,8 +44,8 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
         while (out && rc != Z_STREAM_END) {
             if (n == cap) {
                 if (cap >= VP_BPE_MAX_BYTES) {
-                    fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
-                         VP_BPE_MAX_BYTES >> 20);
+                    vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
+                                 VP_BPE_MAX_BYTES >> 20);
                     vp__free(out);
                     out = NULL;
                     break;
@@ -101,25 +62,26 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
             rc = inflate(&z, Z_NO_FLUSH);
             n = cap - z.avail_out;
             if (rc != Z_OK && rc != Z_STREAM_END) {
-                fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
+                vp_text_fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
                 vp__free(out);
                 out = NULL;
             } else if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
-                fail(err, errlen, "%s: truncated gzip data", path);
+                vp_text_fail(err, errlen, "%s: truncated gzip data", path);
                 vp__free(out);
                 out = NULL;
             }
         }
         inflateEnd(&z);
         if (out) { out[n] = 0; *len = n; }
-        else if (!err[0]) fail(err, errlen, "%s: out of memory", path);
+        else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
     } else {
         if (m.size > VP_BPE_MAX_BYTES) {
-            fail(err, errlen, "%s: %llu bytes, too large for a BPE merges file", path, (unsigned long long)m.size);
+            vp_text_fail(err, errlen, "%s: %llu bytes, too large for a BPE merges file", path,
+                         (unsigned long long)m.size);
             goto done;
         }
         out = vp__malloc((size_t)m.size + 1);
-        if (!out) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        if (!out) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
         if (m.size) memcpy(out, m.base, (size_t)m.size);
         out[m.size] = 0;
         *len = (size_t)m.size;
@@ -127,29 +89,6 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
 done:
     vp__map_close(&m);
     return out;
-}
-
-/* Well-formed UTF-8 (as Python's strict decode requires), no NUL. */
-static int utf8_ok(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min;
-        if (c == 0) return 0;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
-        else return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return 0;
-            c = (c << 6) | (s[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-        i += k + 1;
-    }
-    return 1;
 }
 
 /* ---- a set of token strings (open addressing) ---------------------------- */
@@ -213,51 +152,35 @@ static int cmp_tok(const void *a, const void *b, void *ctx)
 
 /* ---- the output files ---------------------------------------------------- */
 
-static const char *const clip_token_fields =
-    "      \"lstrip\": false,\n      \"normalized\": true,\n      \"rstrip\": false,\n"
-    "      \"single_word\": false,\n";
+/* CLIPTokenizer's special tokens: AddedToken(lstrip=False, rstrip=False, normalized=True). */
+static const vp_text_style clip_style = { 0, 1 };
 
 static void tokenizer_config(vp_buf *b, int64_t vocab, int64_t max_len, const char *processor_class)
 {
-    vp__buf_printf(b, "{\n  \"added_tokens_decoder\": {\n    \"%lld\": {\n      \"content\": \"<|startoftext|>\",\n",
-                   (long long)(vocab - 2));
-    vp__buf_puts(b, clip_token_fields);
-    vp__buf_printf(b, "      \"special\": true\n    },\n    \"%lld\": {\n      \"content\": \"<|endoftext|>\",\n",
-                   (long long)(vocab - 1));
-    vp__buf_puts(b, clip_token_fields);
-    vp__buf_puts(b, "      \"special\": true\n    }\n  },\n"
-                    "  \"bos_token\": \"<|startoftext|>\",\n"
+    char sot[24], eot[24];
+    snprintf(sot, sizeof sot, "%lld", (long long)(vocab - 2));
+    snprintf(eot, sizeof eot, "%lld", (long long)(vocab - 1));
+    const vp_text_token added[2] = { { sot, "<|startoftext|>", 0 }, { eot, "<|endoftext|>", 0 } };
+    vp__buf_puts(b, "{\n");
+    vp_text_added_tokens_decoder(b, added, 2, &clip_style);
+    vp__buf_puts(b, "  \"bos_token\": \"<|startoftext|>\",\n"
                     "  \"clean_up_tokenization_spaces\": true,\n"
                     "  \"eos_token\": \"<|endoftext|>\",\n"
                     "  \"errors\": \"replace\",\n");
-    vp__buf_printf(b, "  \"model_max_length\": %lld,\n", (long long)max_len);
-    vp__buf_puts(b, "  \"pad_token\": \"<|endoftext|>\",\n");
-    if (processor_class) {
-        vp__buf_puts(b, "  \"processor_class\": ");
-        vp_text_json_str(b, processor_class);
-        vp__buf_puts(b, ",\n");
-    }
+    vp_text_config_common(b, max_len, "<|endoftext|>", processor_class);
     vp__buf_puts(b, "  \"tokenizer_class\": \"CLIPTokenizer\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n");
 }
 
 static void special_tokens_map(vp_buf *b)
 {
-    static const char fields[] = "    \"lstrip\": false,\n    \"normalized\": true,\n    \"rstrip\": false,\n"
-                                 "    \"single_word\": false\n  }";
-    vp__buf_printf(b, "{\n  \"bos_token\": {\n    \"content\": \"<|startoftext|>\",\n%s,\n", fields);
-    vp__buf_printf(b, "  \"eos_token\": {\n    \"content\": \"<|endoftext|>\",\n%s,\n", fields);
     /* CLIPTokenizer passes pad_token as a plain string, so it is saved as one. */
-    vp__buf_puts(b, "  \"pad_token\": \"<|endoftext|>\",\n");
-    vp__buf_printf(b, "  \"unk_token\": {\n    \"content\": \"<|endoftext|>\",\n%s\n}\n", fields);
-}
-
-static int take_buf(vp_text_file *f, const char *name, vp_buf *b)
-{
-    if (b->oom || !b->p) { vp__buf_free(b); return -1; }
-    f->name = name;
-    f->data = b->p;
-    f->len = b->n;
-    return 0;
+    static const vp_text_token tokens[4] = {
+        { "bos_token", "<|startoftext|>", 0 },
+        { "eos_token", "<|endoftext|>", 0 },
+        { "pad_token", "<|endoftext|>", 1 },
+        { "unk_token", "<|endoftext|>", 0 },
+    };
+    vp_text_special_tokens_map(b, tokens, 4, &clip_style);
 }
 
 /* Split the merge lines into tokens and build the vocabulary list. */
@@ -283,12 +206,13 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == 
 static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t vocab_size, char *err, size_t errlen)
 {
     if (vocab_size < BPE_BYTE_TOKENS + BPE_SPECIALS)
-        return fail(err, errlen, "%s: the model's vocabulary has %lld tokens, fewer than the %d a byte-level BPE "
-                    "vocabulary starts with", path, (long long)vocab_size, BPE_BYTE_TOKENS + BPE_SPECIALS);
+        return vp_text_fail(err, errlen, "%s: the model's vocabulary has %lld tokens, fewer than the %d a "
+                            "byte-level BPE vocabulary starts with", path, (long long)vocab_size,
+                            BPE_BYTE_TOKENS + BPE_SPECIALS);
     size_t nm = (size_t)(vocab_size - BPE_BYTE_TOKENS - BPE_SPECIALS);
     /* Lines: the first is a header ("#version: 0.2"), merges follow. */
     char *line = memchr(v->text, '\n', textlen);
-    if (!line) return fail(err, errlen, "%s: no merge lines after the header line", path);
+    if (!line) return vp_text_fail(err, errlen, "%s: no merge lines after the header line", path);
     line++;
     char *end = v->text + textlen;
     size_t avail = 0;
@@ -297,9 +221,9 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
         q = nl ? nl + 1 : end;
     }
     if (avail < nm)
-        return fail(err, errlen, "%s: %zu merge lines, but the model's vocabulary of %lld tokens needs %zu "
-                    "(vocabulary = 512 byte tokens + merges + 2 special tokens)", path, avail,
-                    (long long)vocab_size, nm);
+        return vp_text_fail(err, errlen, "%s: %zu merge lines, but the model's vocabulary of %lld tokens needs %zu "
+                            "(vocabulary = 512 byte tokens + merges + 2 special tokens)", path, avail,
+                            (long long)vocab_size, nm);
     v->nmerges = nm;
     v->ntok = (size_t)vocab_size;
     v->left = vp__calloc(nm ? nm : 1, sizeof *v->left);
@@ -308,14 +232,15 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     /* byte symbols (<= 2 bytes) and with </w>: 8 bytes each; merged tokens. */
     size_t joined_cap = 512 * 8 + (size_t)(end - line) + nm + 64;
     v->joined = vp__malloc(joined_cap);
-    if (!v->left || !v->right || !v->tok || !v->joined) return fail(err, errlen, "%s: out of memory", path);
+    if (!v->left || !v->right || !v->tok || !v->joined) return vp_text_fail(err, errlen, "%s: out of memory", path);
 
     char *q = line;
     for (size_t i = 0; i < nm; i++) {
         char *nl = memchr(q, '\n', (size_t)(end - q));
         char *le = nl ? nl : end;
-        if (!utf8_ok((const unsigned char *)q, (size_t)(le - q)))
-            return fail(err, errlen, "%s: merge line %zu is not valid UTF-8", path, i + 2);
+        /* tokens are cut out as C strings: a NUL would end one early */
+        if (!vp_text_utf8_ok((const uint8_t *)q, (size_t)(le - q)) || memchr(q, 0, (size_t)(le - q)))
+            return vp_text_fail(err, errlen, "%s: merge line %zu is not valid UTF-8", path, i + 2);
         char *parts[3] = { 0 };
         int np = 0;
         char *c = q;
@@ -328,8 +253,8 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
         }
         *le = 0;
         if (np != 2)
-            return fail(err, errlen, "%s: merge line %zu has %d token%s, expected two", path, i + 2, np,
-                        np == 1 ? "" : "s");
+            return vp_text_fail(err, errlen, "%s: merge line %zu has %d token%s, expected two", path, i + 2, np,
+                                np == 1 ? "" : "s");
         v->left[i] = parts[0];
         v->right[i] = parts[1];
         q = nl ? nl + 1 : end;
@@ -357,22 +282,22 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     tokset set = { v->tok, NULL, 1 };
     while (set.cap < 2 * v->ntok) set.cap <<= 1;
     set.slot = vp__malloc(set.cap * sizeof *set.slot);
-    if (!set.slot) return fail(err, errlen, "%s: out of memory", path);
+    if (!set.slot) return vp_text_fail(err, errlen, "%s: out of memory", path);
     memset(set.slot, 0xff, set.cap * sizeof *set.slot);
     int rc = 0;
     for (size_t i = 0; i < BPE_BYTE_TOKENS && !rc; i++) tokset_add(&set, v->tok, i);
     for (size_t i = 0; i < nm && !rc; i++) {
         const char *bad = !tokset_has(&set, v->tok, v->left[i]) ? v->left[i]
                         : !tokset_has(&set, v->tok, v->right[i]) ? v->right[i] : NULL;
-        if (bad) rc = fail(err, errlen, "%s: merge line %zu joins \"%s\", which is not a token made so far",
-                           path, i + 2, bad);
+        if (bad) rc = vp_text_fail(err, errlen, "%s: merge line %zu joins \"%s\", which is not a token made so far",
+                                   path, i + 2, bad);
         else if (!tokset_add(&set, v->tok, BPE_BYTE_TOKENS + i))
-            rc = fail(err, errlen, "%s: merge line %zu makes \"%s\" a second time", path, i + 2,
-                      v->tok[BPE_BYTE_TOKENS + i]);
+            rc = vp_text_fail(err, errlen, "%s: merge line %zu makes \"%s\" a second time", path, i + 2,
+                              v->tok[BPE_BYTE_TOKENS + i]);
     }
     for (size_t i = v->ntok - BPE_SPECIALS; i < v->ntok && !rc; i++)
         if (!tokset_add(&set, v->tok, i))
-            rc = fail(err, errlen, "%s: a merge makes the special token %s", path, v->tok[i]);
+            rc = vp_text_fail(err, errlen, "%s: a merge makes the special token %s", path, v->tok[i]);
     vp__free(set.slot);
     return rc;
 }
@@ -394,7 +319,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
     size_t *order = vp__malloc(v.ntok * sizeof *order);
     vp_buf b = { 0 };
     int rc = -1;
-    if (!order) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    if (!order) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
     for (size_t i = 0; i < v.ntok; i++) order[i] = i;
     qsort_r(order, v.ntok, sizeof *order, cmp_tok, (void *)v.tok);
     vp__buf_puts(&b, "{\n");
@@ -404,24 +329,21 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
         vp__buf_printf(&b, ": %zu%s\n", order[i], i + 1 < v.ntok ? "," : "");
     }
     vp__buf_puts(&b, "}\n");
-    if (take_buf(&out[0], "vocab.json", &b)) goto oom;
+    if (vp_text_take(&out[0], "vocab.json", &b)) goto oom;
 
-    memset(&b, 0, sizeof b);
     vp__buf_puts(&b, "#version: 0.2\n");
     for (size_t i = 0; i < v.nmerges; i++) vp__buf_printf(&b, "%s %s\n", v.left[i], v.right[i]);
-    if (take_buf(&out[1], "merges.txt", &b)) goto oom;
+    if (vp_text_take(&out[1], "merges.txt", &b)) goto oom;
 
-    memset(&b, 0, sizeof b);
     tokenizer_config(&b, vocab_size, model_max_length, processor_class);
-    if (take_buf(&out[2], "tokenizer_config.json", &b)) goto oom;
+    if (vp_text_take(&out[2], "tokenizer_config.json", &b)) goto oom;
 
-    memset(&b, 0, sizeof b);
     special_tokens_map(&b);
-    if (take_buf(&out[3], "special_tokens_map.json", &b)) goto oom;
+    if (vp_text_take(&out[3], "special_tokens_map.json", &b)) goto oom;
     rc = 0;
     goto done;
 oom:
-    fail(err, errlen, "%s: out of memory", path);
+    vp_text_fail(err, errlen, "%s: out of memory", path);
     vp_text_files_free(out, 4);
 done:
     vp__free(order);

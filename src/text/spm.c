@@ -12,16 +12,6 @@
 #include "core/internal.h"
 #include "text/text.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 typedef struct pb { const uint8_t *p, *end; } pb;
 
 static int pb_varint(pb *r, uint64_t *v)
@@ -58,27 +48,6 @@ static int pb_field(pb *r, uint32_t *field, int *wt, pb *body)
     }
 }
 
-static int utf8_ok(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
-        else return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return 0;
-            c = (c << 6) | (s[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* A SentencePiece message: its piece text (required, UTF-8). */
 static int parse_piece(pb body, pb *text)
 {
@@ -89,7 +58,7 @@ static int parse_piece(pb body, pb *text)
         pb sub = { 0 };
         if (pb_field(&body, &f, &wt, &sub)) return -1;
         if (f == 1) {
-            if (wt != 2 || !utf8_ok(sub.p, (size_t)(sub.end - sub.p))) return -1;
+            if (wt != 2 || !vp_text_utf8_ok(sub.p, (size_t)(sub.end - sub.p))) return -1;
             *text = sub;
             have = 1;
         } else if ((f == 2 && wt != 5) || (f == 3 && wt != 0)) {
@@ -117,14 +86,15 @@ static int spm_scan(const uint8_t *data, size_t len, spm_info *info, char *why, 
         int wt;
         pb body = { 0 };
         size_t at = (size_t)(r.p - data);
-        if (pb_field(&r, &f, &wt, &body)) return fail(why, whylen, "malformed protobuf field at byte %zu", at);
+        if (pb_field(&r, &f, &wt, &body))
+            return vp_text_fail(why, whylen, "malformed protobuf field at byte %zu", at);
         if (f >= 1 && f <= 5 && wt != 2)
-            return fail(why, whylen, "ModelProto field %u at byte %zu is not a message", f, at);
+            return vp_text_fail(why, whylen, "ModelProto field %u at byte %zu is not a message", f, at);
         if (f == 1) {
             pb text;
             if (parse_piece(body, &text))
-                return fail(why, whylen, "piece %lld (byte %zu) is not a valid SentencePiece entry",
-                            (long long)info->npieces, at);
+                return vp_text_fail(why, whylen, "piece %lld (byte %zu) is not a valid SentencePiece entry",
+                                    (long long)info->npieces, at);
             if (info->eos_id < 0 && is_piece(text, "</s>")) info->eos_id = info->npieces;
             if (info->unk_id < 0 && is_piece(text, "<unk>")) info->unk_id = info->npieces;
             info->npieces++;
@@ -134,14 +104,13 @@ static int spm_scan(const uint8_t *data, size_t len, spm_info *info, char *why, 
             info->have_normalizer = 1;
         }
     }
-    if (!info->npieces) return fail(why, whylen, "no pieces");
-    if (!info->have_trainer) return fail(why, whylen, "no trainer_spec");
+    if (!info->npieces) return vp_text_fail(why, whylen, "no pieces");
+    if (!info->have_trainer) return vp_text_fail(why, whylen, "no trainer_spec");
     return 0;
 }
 
-static const char siglip_token_fields[] =
-    "      \"lstrip\": true,\n      \"normalized\": false,\n      \"rstrip\": true,\n"
-    "      \"single_word\": false,\n      \"special\": true\n";
+/* SiglipTokenizer's special tokens: AddedToken(lstrip=True, rstrip=True, normalized=False). */
+static const vp_text_style siglip_style = { 1, 0 };
 
 static void siglip_tokenizer_config(vp_buf *b, const spm_info *in, int64_t max_len, const char *processor_class)
 {
@@ -149,26 +118,17 @@ static void siglip_tokenizer_config(vp_buf *b, const spm_info *in, int64_t max_l
     char eos[32], unk[32];
     snprintf(eos, sizeof eos, "%lld", (long long)in->eos_id);
     snprintf(unk, sizeof unk, "%lld", (long long)in->unk_id);
-    int eos_first = strcmp(eos, unk) < 0;
-    const char *ids[2] = { eos_first ? eos : unk, eos_first ? unk : eos };
-    const char *content[2] = { eos_first ? "</s>" : "<unk>", eos_first ? "<unk>" : "</s>" };
-    vp__buf_puts(b, "{\n  \"added_tokens_decoder\": {\n");
-    for (int i = 0; i < 2; i++)
-        vp__buf_printf(b, "    \"%s\": {\n      \"content\": \"%s\",\n%s    }%s\n", ids[i], content[i],
-                       siglip_token_fields, i == 0 ? "," : "");
-    vp__buf_puts(b, "  },\n"
-                    "  \"additional_special_tokens\": [],\n"
+    const vp_text_token e = { eos, "</s>", 0 }, u = { unk, "<unk>", 0 };
+    const int eos_first = strcmp(eos, unk) < 0;
+    const vp_text_token added[2] = { eos_first ? e : u, eos_first ? u : e };
+    vp__buf_puts(b, "{\n");
+    vp_text_added_tokens_decoder(b, added, 2, &siglip_style);
+    vp__buf_puts(b, "  \"additional_special_tokens\": [],\n"
                     "  \"clean_up_tokenization_spaces\": true,\n"
                     "  \"do_lower_case\": true,\n"
                     "  \"eos_token\": \"</s>\",\n"
                     "  \"model_input_names\": [\n    \"input_ids\"\n  ],\n");
-    vp__buf_printf(b, "  \"model_max_length\": %lld,\n", (long long)max_len);
-    vp__buf_puts(b, "  \"pad_token\": \"</s>\",\n");
-    if (processor_class) {
-        vp__buf_puts(b, "  \"processor_class\": ");
-        vp_text_json_str(b, processor_class);
-        vp__buf_puts(b, ",\n");
-    }
+    vp_text_config_common(b, max_len, "</s>", processor_class);
     vp__buf_puts(b, "  \"sp_model_kwargs\": {},\n"
                     "  \"tokenizer_class\": \"SiglipTokenizer\",\n"
                     "  \"unk_token\": \"<unk>\"\n}\n");
@@ -176,11 +136,12 @@ static void siglip_tokenizer_config(vp_buf *b, const spm_info *in, int64_t max_l
 
 static void siglip_special_tokens_map(vp_buf *b)
 {
-    static const char fields[] = "    \"lstrip\": true,\n    \"normalized\": false,\n    \"rstrip\": true,\n"
-                                 "    \"single_word\": false\n  }";
-    vp__buf_printf(b, "{\n  \"eos_token\": {\n    \"content\": \"</s>\",\n%s,\n", fields);
-    vp__buf_printf(b, "  \"pad_token\": {\n    \"content\": \"</s>\",\n%s,\n", fields);
-    vp__buf_printf(b, "  \"unk_token\": {\n    \"content\": \"<unk>\",\n%s\n}\n", fields);
+    static const vp_text_token tokens[3] = {
+        { "eos_token", "</s>", 0 },
+        { "pad_token", "</s>", 0 },
+        { "unk_token", "<unk>", 0 },
+    };
+    vp_text_special_tokens_map(b, tokens, 3, &siglip_style);
 }
 
 int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
@@ -189,21 +150,22 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
     memset(out, 0, 3 * sizeof *out);
     vp_map m;
     char merr[256];
-    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) return fail(err, errlen, "%s", merr);
+    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) return vp_text_fail(err, errlen, "%s", merr);
     int rc = -1;
     spm_info info;
     char why[160];
     if (m.size > VP_SPM_MAX_BYTES) {
-        fail(err, errlen, "%s: %llu bytes, too large for a SentencePiece model", path, (unsigned long long)m.size);
+        vp_text_fail(err, errlen, "%s: %llu bytes, too large for a SentencePiece model", path,
+                     (unsigned long long)m.size);
         goto done;
     }
     if (spm_scan(m.base, (size_t)m.size, &info, why, sizeof why)) {
-        fail(err, errlen, "%s: not a SentencePiece model: %s", path, why);
+        vp_text_fail(err, errlen, "%s: not a SentencePiece model: %s", path, why);
         goto done;
     }
     if (info.eos_id < 0 || info.unk_id < 0) {
-        fail(err, errlen, "%s: the SentencePiece model has no \"%s\" piece, which SiglipTokenizer uses", path,
-             info.eos_id < 0 ? "</s>" : "<unk>");
+        vp_text_fail(err, errlen, "%s: the SentencePiece model has no \"%s\" piece, which SiglipTokenizer uses",
+                     path, info.eos_id < 0 ? "</s>" : "<unk>");
         goto done;
     }
     out[0].name = "spiece.model";
@@ -214,17 +176,14 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
 
     vp_buf b = { 0 };
     siglip_tokenizer_config(&b, &info, model_max_length, processor_class);
-    if (b.oom || !b.p) { vp__buf_free(&b); goto oom; }
-    out[1] = (vp_text_file){ "tokenizer_config.json", b.p, b.n };
+    if (vp_text_take(&out[1], "tokenizer_config.json", &b)) goto oom;
 
-    memset(&b, 0, sizeof b);
     siglip_special_tokens_map(&b);
-    if (b.oom || !b.p) { vp__buf_free(&b); goto oom; }
-    out[2] = (vp_text_file){ "special_tokens_map.json", b.p, b.n };
+    if (vp_text_take(&out[2], "special_tokens_map.json", &b)) goto oom;
     rc = 0;
     goto done;
 oom:
-    fail(err, errlen, "%s: out of memory", path);
+    vp_text_fail(err, errlen, "%s: out of memory", path);
     vp_text_files_free(out, 3);
 done:
     vp__map_close(&m);

@@ -9,6 +9,9 @@
  * spm.c: SigLIP's SentencePiece model -> spiece.model (a copy, after a
  * structural check of the protobuf) and the tokenizer_config.json /
  * special_tokens_map.json that SiglipTokenizer (4.x) saves.
+ *
+ * text_common.c: what both share (JSON strings, AddedToken entries, UTF-8
+ * checks, error text).
  */
 #ifndef VP_TEXT_H
 #define VP_TEXT_H
@@ -51,9 +54,49 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
 int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
                            vp_text_file out[3], char *err, size_t errlen);
 
-/* Append s as a JSON string as Python's json.dumps(ensure_ascii=False)
- * writes it (quotes included). Used by both. */
+/* ---- shared by both builders (text_common.c) ------------------------------ */
 struct vp_buf;
+
+/* Format into err (one line) and return -1. */
+int vp_text_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Well-formed UTF-8 as Python's strict decode requires: no overlong forms,
+ * nothing past U+10FFFF, no surrogates. NUL bytes are valid UTF-8. */
+int vp_text_utf8_ok(const uint8_t *s, size_t n);
+
+/* Hand b's contents to f as the file `name` and clear b; 0, or -1 (b freed)
+ * when b ran out of memory. */
+int vp_text_take(vp_text_file *f, const char *name, struct vp_buf *b);
+
+/* Append s as a JSON string as Python's json.dumps(ensure_ascii=False)
+ * writes it (quotes included). */
 void vp_text_json_str(struct vp_buf *b, const char *s);
+
+/* A special token: in special_tokens_map.json `key` is its field
+ * ("eos_token"), in added_tokens_decoder its id ("49407"). */
+typedef struct vp_text_token {
+    const char *key, *content;
+    int as_string;                   /* special_tokens_map.json: a plain string, not an AddedToken */
+} vp_text_token;
+
+/* How one tokenizer saves its special tokens (AddedToken's fields). */
+typedef struct vp_text_style {
+    int strip;                       /* lstrip and rstrip */
+    int normalized;
+} vp_text_style;
+
+/* tokenizer_config.json's "added_tokens_decoder" member (with its trailing
+ * comma), the tokens in the order given: the caller sorts them as
+ * json.dumps(sort_keys=True) would. */
+void vp_text_added_tokens_decoder(struct vp_buf *b, const vp_text_token *t, int n, const vp_text_style *st);
+
+/* tokenizer_config.json's members from "model_max_length" to
+ * "processor_class" (written only when not NULL), which sort alike in both
+ * tokenizers' configs. */
+void vp_text_config_common(struct vp_buf *b, int64_t model_max_length, const char *pad_token,
+                           const char *processor_class);
+
+/* The whole special_tokens_map.json; t sorted by key. */
+void vp_text_special_tokens_map(struct vp_buf *b, const vp_text_token *t, int n, const vp_text_style *st);
 
 #endif

@@ -1,0 +1,141 @@
+/*
+ * What both tokenizer builders (bpe_vocab.c, spm.c) share: error text,
+ * UTF-8 validation, and the JSON of the files transformers' tokenizers save
+ * (strings as json.dumps(ensure_ascii=False) writes them, AddedToken
+ * entries, special_tokens_map.json). The layout is json.dumps(indent=2,
+ * sort_keys=True): every object below is written with its keys in sorted
+ * order, which the callers keep too.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "text/text.h"
+
+int vp_text_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int vp_text_utf8_ok(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned min;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
+        else return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return 0;
+            c = (c << 6) | (s[i + j] & 0x3f);
+        }
+        /* overlong forms, past U+10FFFF, and surrogates are refused as Python does */
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+void vp_text_files_free(vp_text_file *files, int n)
+{
+    for (int i = 0; i < n; i++) {
+        vp__free(files[i].data);
+        files[i].data = NULL;
+        files[i].len = 0;
+    }
+}
+
+int vp_text_take(vp_text_file *f, const char *name, vp_buf *b)
+{
+    if (b->oom || !b->p) { vp__buf_free(b); return -1; }
+    f->name = name;
+    f->data = b->p;
+    f->len = b->n;
+    memset(b, 0, sizeof *b);
+    return 0;
+}
+
+void vp_text_json_str(vp_buf *b, const char *s)
+{
+    vp__buf_add(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        switch (*c) {
+        case '"': vp__buf_puts(b, "\\\""); break;
+        case '\\': vp__buf_puts(b, "\\\\"); break;
+        case '\n': vp__buf_puts(b, "\\n"); break;
+        case '\r': vp__buf_puts(b, "\\r"); break;
+        case '\t': vp__buf_puts(b, "\\t"); break;
+        case '\b': vp__buf_puts(b, "\\b"); break;
+        case '\f': vp__buf_puts(b, "\\f"); break;
+        default:
+            if (*c < 0x20) vp__buf_printf(b, "\\u%04x", *c);
+            else vp__buf_add(b, c, 1);
+        }
+    }
+    vp__buf_add(b, "\"", 1);
+}
+
+/* `"key": {AddedToken}` at `indent` spaces, as AddedToken.__getstate__()
+ * lists it; "special" only in tokenizer_config.json's added_tokens_decoder. */
+static void added_token(vp_buf *b, int indent, const vp_text_token *t, const vp_text_style *st, int special)
+{
+    const char *strip = st->strip ? "true" : "false";
+    vp__buf_printf(b, "%*s", indent, "");
+    vp_text_json_str(b, t->key);
+    vp__buf_puts(b, ": {\n");
+    vp__buf_printf(b, "%*s\"content\": ", indent + 2, "");
+    vp_text_json_str(b, t->content);
+    vp__buf_printf(b, ",\n%*s\"lstrip\": %s,\n", indent + 2, "", strip);
+    vp__buf_printf(b, "%*s\"normalized\": %s,\n", indent + 2, "", st->normalized ? "true" : "false");
+    vp__buf_printf(b, "%*s\"rstrip\": %s,\n", indent + 2, "", strip);
+    vp__buf_printf(b, "%*s\"single_word\": false%s\n", indent + 2, "", special ? "," : "");
+    if (special) vp__buf_printf(b, "%*s\"special\": true\n", indent + 2, "");
+    vp__buf_printf(b, "%*s}", indent, "");
+}
+
+void vp_text_added_tokens_decoder(vp_buf *b, const vp_text_token *t, int n, const vp_text_style *st)
+{
+    vp__buf_puts(b, "  \"added_tokens_decoder\": {\n");
+    for (int i = 0; i < n; i++) {
+        added_token(b, 4, &t[i], st, 1);
+        vp__buf_puts(b, i + 1 < n ? ",\n" : "\n");
+    }
+    vp__buf_puts(b, "  },\n");
+}
+
+void vp_text_config_common(vp_buf *b, int64_t model_max_length, const char *pad_token, const char *processor_class)
+{
+    vp__buf_printf(b, "  \"model_max_length\": %lld,\n", (long long)model_max_length);
+    vp__buf_puts(b, "  \"pad_token\": ");
+    vp_text_json_str(b, pad_token);
+    vp__buf_puts(b, ",\n");
+    if (processor_class) {
+        vp__buf_puts(b, "  \"processor_class\": ");
+        vp_text_json_str(b, processor_class);
+        vp__buf_puts(b, ",\n");
+    }
+}
+
+void vp_text_special_tokens_map(vp_buf *b, const vp_text_token *t, int n, const vp_text_style *st)
+{
+    vp__buf_puts(b, "{\n");
+    for (int i = 0; i < n; i++) {
+        if (t[i].as_string) {
+            vp__buf_puts(b, "  ");
+            vp_text_json_str(b, t[i].key);
+            vp__buf_puts(b, ": ");
+            vp_text_json_str(b, t[i].content);
+        } else {
+            added_token(b, 2, &t[i], st, 0);
+        }
+        vp__buf_puts(b, i + 1 < n ? ",\n" : "\n");
+    }
+    vp__buf_puts(b, "}\n");
+}
