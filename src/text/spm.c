@@ -114,12 +114,13 @@ static const vp_text_style siglip_style = { 1, 0 };
 
 static void siglip_tokenizer_config(vp_buf *b, const spm_info *in, int64_t max_len, const char *processor_class)
 {
-    /* added_tokens_decoder is keyed by id; json sorts the keys as strings. */
+    /* added_tokens_decoder is keyed by the int id; json.dumps(sort_keys=True)
+     * sorts int keys numerically (9 before 10), then writes them as strings. */
     char eos[32], unk[32];
     snprintf(eos, sizeof eos, "%lld", (long long)in->eos_id);
     snprintf(unk, sizeof unk, "%lld", (long long)in->unk_id);
     const vp_text_token e = { eos, "</s>", 0 }, u = { unk, "<unk>", 0 };
-    const int eos_first = strcmp(eos, unk) < 0;
+    const int eos_first = in->eos_id < in->unk_id;
     const vp_text_token added[2] = { eos_first ? e : u, eos_first ? u : e };
     vp__buf_puts(b, "{\n");
     vp_text_added_tokens_decoder(b, added, 2, &siglip_style);
