@@ -34,9 +34,15 @@ kind() {
   esac
 }
 
-wants() {   # wants TARGET KIND: does this kind of file seed this target?
+wants() {   # wants TARGET KIND PATH: does this file seed this target?
   case $1 in
     fuzz_source) return 0 ;;
+    fuzz_convert)   # checkpoint sources (not references or inputs), and its own structured seeds
+      case $3 in
+        */fixtures/convert/*.pth|*/fixtures/convert/*.pt|*/fixtures/convert/*.npz) return 0 ;;
+        */model.pth|*/model.pt|*/model.npz|*/seed-hand/convert-*) return 0 ;;
+        *) return 1 ;;
+      esac ;;
     fuzz_zip) [ "$2" = zip ] ;;
     fuzz_npy) [ "$2" = npy ] ;;
     fuzz_safetensors) [ "$2" = safetensors ] ;;
@@ -76,6 +82,13 @@ rm -rf "$hand"; mkdir -p "$hand"
 printf '\x38\0\0\0\0\0\0\0{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}\x20\x20\0\0\x80\x3f\0\0\0\x40' >"$hand/st"
 printf '\x93NUMPY\x01\0\x76\0{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }%*s\n\0\0\x80\x3f\0\0\0\x40' 60 '' >"$hand/npy"
 printf '\x80\x02}q\0X\x01\0\0\0aq\x01K\x01s.' >"$hand/pickle"
+# fuzz_convert's structured mode: 'S', family byte (variant<<7 | tie<<6 |
+# preset<<3), three option bytes, then the sizes (first: the width index).
+for s in vit:08:01 deit:10:01 dino:98:01 clip:60:01 clipbufs:e0:01 siglip:68:00 siglihead:e8:00 \
+         clipseg:70:01 clipsegref:78:01; do
+  IFS=: read -r n fam w <<<"$s"
+  { printf "S\\x$fam\\0\\0\\0\\x$w"; head -c 18 /dev/zero; } >"$hand/convert-$n"
+done
 for f in "$hand"/*; do seeds+=("$f"); done
 
 status=0
@@ -84,7 +97,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$build/artifacts"
   n=0
   for f in "${seeds[@]}"; do
-    if wants "$t" "$(kind "$f")"; then
+    if wants "$t" "$(kind "$f")" "$f"; then
       cp -f "$f" "$corpus/seed-$(sha1sum <"$f" | cut -c1-16)"; n=$((n + 1))
     fi
   done

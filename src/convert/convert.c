@@ -263,10 +263,16 @@ int vp_plan_add(vp_plan *p, const vp_out *o)
     return VP_OK;
 }
 
+/* C-order strides, a size 0 counting as 1. For a shape with no elements the
+ * other sizes may be anything and their product overflow: saturate (the
+ * strides of an empty piece are never used). */
 static void c_strides(int ndim, const int64_t *shape, int64_t *strides)
 {
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) { strides[i] = s; s *= shape[i] ? shape[i] : 1; }
+    uint64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = (int64_t)s;
+        if (shape[i] < 0 || !vp__mul_u64(s, shape[i] ? (uint64_t)shape[i] : 1, &s) || s > INT64_MAX) s = INT64_MAX;
+    }
 }
 
 int vp_plan_permute(vp_plan *p, const char *out, long src, int new_ndim, const int64_t *new_shape,
@@ -352,7 +358,11 @@ int vp_plan_rows(vp_plan *p, const char *out, long src, int64_t row0, int64_t nr
     o.shape[0] = nrows;
     memcpy(pc->shape, o.shape, sizeof pc->shape);
     c_strides(t->ndim, t->shape, pc->strides);
-    pc->offset = row0 * pc->strides[0];
+    uint64_t off;
+    if (!vp__mul_u64((uint64_t)row0, (uint64_t)pc->strides[0], &off) || off > INT64_MAX)
+        return vp_plan_fail(p, VP_ERR_MISMATCH, "'%s' has shape %s: rows [%lld, %lld) are out of reach for '%s'", t->name, a,
+                            (long long)row0, (long long)(row0 + nrows), out);
+    pc->offset = (int64_t)off;
     return vp_plan_add(p, &o);
 }
 
@@ -1678,10 +1688,13 @@ static int write_index(const char *dir, const layout *L, char *err, size_t errle
     cJSON *idx = cJSON_CreateObject(), *meta = cJSON_CreateObject(), *map = cJSON_CreateObject();
     int rc = (idx && meta && map) ? VP_OK : VP_ERR_NOMEM;
     if (rc == VP_OK) rc = vp_json_set_int(meta, "total_size", (int64_t)L->total);
+    /* Appended without vp_json_set's lookup (n^2 over many tensors): the
+     * strict check has made the names unique. */
     for (size_t i = 0; rc == VP_OK && i < L->n; i++) {
         char nm[64];
         shard_name(nm, sizeof nm, L->w[i].shard, L->nshards);
-        rc = vp_json_set_str(map, L->w[i].o->name, nm);
+        cJSON *v = cJSON_CreateString(nm);
+        if (!v || !cJSON_AddItemToObject(map, L->w[i].o->name, v)) { cJSON_Delete(v); rc = VP_ERR_NOMEM; }
     }
     if (rc == VP_OK) { rc = vp_json_set(idx, "metadata", meta); meta = NULL; }
     if (rc == VP_OK) { rc = vp_json_set(idx, "weight_map", map); map = NULL; }
@@ -1776,8 +1789,8 @@ static cJSON *make_summary(const vp_plan *p, const layout *L, const char *out_di
     return s;
 }
 
-int vp_convert_ex(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
-                  char *err, size_t errlen, cJSON **summary)
+static int convert(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
+                   char *err, size_t errlen, cJSON **summary)
 {
     double t0 = now_seconds();
     vp_convert_opts defaults;
@@ -1892,6 +1905,17 @@ done:
     plan_free(&p);
     vp_source_close(src);
     vp__free(chosen_key);
+    return rc;
+}
+
+int vp_convert_ex(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
+                  char *err, size_t errlen, cJSON **summary)
+{
+    int rc = convert(src_path, key, out_dir, opts, err, errlen, summary);
+    /* One line, whatever the tensor names quoted in it hold ("a\nb" is a
+     * valid key in every format). */
+    for (char *c = err; rc && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
     return rc;
 }
 

@@ -179,7 +179,7 @@ cJSON *vp_cfg_child(cJSON *parent, const char *key)
 
 static const vp_cfg_default *find_default(const vp_cfg_default *defs, const char *key)
 {
-    for (; defs && defs->key; defs++)
+    for (; key && defs && defs->key; defs++)
         if (!strcmp(defs->key, key)) return defs;
     return NULL;
 }
@@ -187,6 +187,9 @@ static const vp_cfg_default *find_default(const vp_cfg_default *defs, const char
 int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out)
 {
     const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(p->config, sub) : p->config;
+    /* a sub-config given as something else (--set text_config=[1]) would
+     * otherwise read as all defaults, and be written as it is */
+    if (o && !cJSON_IsObject(o)) return vp_plan_fail(p, VP_ERR_ARG, "config field %s must be an object", sub);
     const char *path = sub ? vp_plan_strf(p, "%s.%s", sub, key) : key;
     if (o && cJSON_GetObjectItemCaseSensitive(o, key)) {
         if (!vp_json_get_int(o, key, out))
@@ -211,7 +214,7 @@ int vp_cfg_expect_eq(vp_plan *p, const char *sub, const char *key, const vp_cfg_
 
 void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs)
 {
-    cJSON *it = o ? o->child : NULL;
+    cJSON *it = cJSON_IsObject(o) ? o->child : NULL;   /* an array's items have no key */
     while (it) {
         cJSON *next = it->next;
         const vp_cfg_default *d = find_default(defs, it->string);
@@ -267,7 +270,8 @@ static int read_vision_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
 {
     const char *n = vp_plan_strf(p, "%svisual.conv1.weight", pre);
     const vp_tensor *t = vp_clip_get(p, NULL, n);
-    if (!t || t->ndim != 4 || t->shape[2] != t->shape[3] || t->shape[0] < 1 || t->shape[2] < 1)
+    /* every size >= 1: an empty kernel would leave the patch size unbounded */
+    if (!t || t->ndim != 4 || t->shape[2] != t->shape[3] || t->shape[0] < 1 || t->shape[1] < 1 || t->shape[2] < 1)
         return shape_fail(p, n, t, "[width, channels, patch, patch]");
     d->v_width = t->shape[0];
     d->v_channels = t->shape[1];
@@ -293,7 +297,8 @@ static int read_vision_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
     d->v_layers = vp_clip_count_layers(p, pre, "visual.transformer.resblocks.%lld.attn.in_proj_weight");
     n = vp_plan_strf(p, "%svisual.proj", pre);
     t = vp_clip_get(p, NULL, n);
-    if (!t || t->ndim != 2 || t->shape[0] != d->v_width)
+    /* projection >= 1: CLIPSeg's FiLM layers [reduce_dim, projection] bound reduce_dim by it */
+    if (!t || t->ndim != 2 || t->shape[0] != d->v_width || t->shape[1] < 1)
         return shape_fail(p, n, t, vp_plan_strf(p, "[%lld, projection]", (long long)d->v_width));
     d->proj = t->shape[1];
     return VP_OK;

@@ -14,6 +14,7 @@
  * The released rd64-uni.pth files hold only the decoder; the seed (and
  * this) needs a checkpoint that includes CLIP's weights.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,9 +133,10 @@ static int readback(vp_plan *p, const vp_clip_dims *c, const seg_dims *s, int64_
         return vp_plan_fail(p, VP_ERR_MISMATCH, "extract_layers has %d entries but the decoder has %lld blocks: "
                             "give them with --set extract_layers=[...]", n, (long long)s->depth);
     for (const cJSON *it = ex->child; it; it = it->next) {
-        /* hidden_states[i + 1] must exist: 0 <= i < the vision layer count */
-        if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int64_t)it->valuedouble || it->valuedouble < 0 ||
-            it->valuedouble >= (double)c->v_layers)
+        /* hidden_states[i + 1] must exist: 0 <= i < the vision layer count
+         * (range first: casting 1e300 to an integer is undefined) */
+        if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble < (double)c->v_layers) ||
+            it->valuedouble != floor(it->valuedouble))
             return vp_plan_fail(p, VP_ERR_MISMATCH, "extract_layers entries must be vision layer indices 0..%lld",
                                 (long long)(c->v_layers - 1));
     }

@@ -84,7 +84,8 @@ static int read_dims(vp_plan *p, const char *pre, siglip_dims *d)
     memset(d, 0, sizeof *d);
     const char *n = vp_plan_strf(p, "%simg/embedding/kernel", pre);
     const vp_tensor *t = vp_clip_get(p, NULL, n);
-    if (!t || t->ndim != 4 || t->shape[0] != t->shape[1] || t->shape[0] < 1 || t->shape[3] < 1)
+    /* every size >= 1: an empty kernel would leave the patch size unbounded */
+    if (!t || t->ndim != 4 || t->shape[0] != t->shape[1] || t->shape[0] < 1 || t->shape[2] < 1 || t->shape[3] < 1)
         return bad_shape(p, n, t, "[patch, patch, channels, width]");
     d->patch = t->shape[0];
     d->channels = t->shape[2];

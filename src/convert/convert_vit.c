@@ -261,6 +261,49 @@ static bool valid_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
+/* id2label[id] = name, appended: the ids are new by construction, and
+ * vp_json_set's lookup of each key would make K classes cost K^2. */
+static int add_label(cJSON *o, int64_t id, const char *name)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    cJSON *v = cJSON_CreateString(name);
+    if (!v || !cJSON_AddItemToObject(o, key, v)) { cJSON_Delete(v); return VP_ERR_NOMEM; }
+    return VP_OK;
+}
+
+/* A canonical decimal id ("0", "17"; not "01", "+1", " 1") below n, or -1. */
+static int64_t parse_id(const char *s, int64_t n)
+{
+    if (!s || !*s || (s[0] == '0' && s[1])) return -1;
+    int64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v >= n) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v < n ? v : -1;
+}
+
+/* The names of an {id: name} object with exactly the ids 0..n-1, in one
+ * pass over it (a lookup per id would cost n^2): *names gets a vp__malloc'ed
+ * array by id. VP_OK, VP_ERR_MISMATCH (not such a mapping) or VP_ERR_NOMEM. */
+static int names_by_id(const cJSON *obj, int64_t n, const char ***names)
+{
+    *names = NULL;
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof **names) return VP_ERR_MISMATCH;
+    const char **by = vp__calloc(n ? (size_t)n : 1, sizeof *by);
+    if (!by) return VP_ERR_NOMEM;
+    int64_t count = 0;
+    for (const cJSON *c = obj->child; c; c = c->next, count++) {
+        int64_t id = parse_id(c->string, n);
+        if (count >= n || id < 0 || by[id] || !cJSON_IsString(c) || !c->valuestring) { vp__free(by); return VP_ERR_MISMATCH; }
+        by[id] = c->valuestring;
+    }
+    if (count != n) { vp__free(by); return VP_ERR_MISMATCH; }
+    *names = by;
+    return VP_OK;
+}
+
 /* One name per line (a final newline optional, \r\n accepted). */
 static cJSON *labels_from_lines(vp_plan *p, const char *path, char *text, size_t len, int64_t K)
 {
@@ -277,9 +320,7 @@ static cJSON *labels_from_lines(vp_plan *p, const char *path, char *text, size_t
         if (stop > line && stop[-1] == '\r') stop--;
         if (i >= K) { i++; break; }
         *stop = 0;
-        char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)i++);
-        if (vp_json_set_str(o, key, line)) { cJSON_Delete(o); o = NULL; break; }
+        if (add_label(o, i++, line)) { cJSON_Delete(o); o = NULL; break; }
         line = nl ? nl + 1 : end;
     }
     if (!o) { vp_plan_fail(p, VP_ERR_NOMEM, "out of memory"); return NULL; }
@@ -305,23 +346,19 @@ static cJSON *labels_from_json(vp_plan *p, const char *path, const char *text, s
         vp_plan_fail(p, VP_ERR_FORMAT, "%s: not a JSON object of id -> name", path);
         return NULL;
     }
-    int64_t n = cJSON_GetArraySize(j);
-    cJSON *o = cJSON_CreateObject();
-    for (int64_t i = 0; o && i < K && n == K; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)i);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-        if (!v || !cJSON_IsString(v)) { n = -1; break; }
-        if (vp_json_set_str(o, key, v->valuestring)) { cJSON_Delete(o); o = NULL; }
-    }
+    const char **names = NULL;
+    int rc = names_by_id(j, K, &names);
+    cJSON *o = rc ? NULL : cJSON_CreateObject();
+    for (int64_t i = 0; o && i < K; i++)
+        if (add_label(o, i, names[i])) { cJSON_Delete(o); o = NULL; }
+    vp__free(names);
     cJSON_Delete(j);
-    if (!o) { vp_plan_fail(p, VP_ERR_NOMEM, "out of memory"); return NULL; }
-    if (n != K) {
+    if (rc == VP_ERR_MISMATCH) {
         vp_plan_fail(p, VP_ERR_MISMATCH, "%s must map the ids 0..%lld to names (the classifier has %lld classes)", path,
                      (long long)(K - 1), (long long)K);
-        cJSON_Delete(o);
         return NULL;
     }
+    if (!o) vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     return o;
 }
 
@@ -363,38 +400,53 @@ static cJSON *make_id2label(vp_plan *p, int64_t K)
     }
     cJSON *o = cJSON_CreateObject();
     for (int64_t i = 0; o && i < K; i++) {
-        char key[32], val[48];
-        snprintf(key, sizeof key, "%lld", (long long)i);
+        char val[48];
         snprintf(val, sizeof val, "LABEL_%lld", (long long)i);
-        if (vp_json_set_str(o, key, val)) { cJSON_Delete(o); o = NULL; }
+        if (add_label(o, i, val)) { cJSON_Delete(o); o = NULL; }
     }
     if (!o) vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     return o;
 }
 
+typedef struct named_id { const char *name; int64_t id; } named_id;
+
+static int named_id_cmp(const void *a, const void *b)
+{
+    const named_id *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
 /* label2id = {name: id} from id2label (a repeated name keeps the last id, as
- * the seed's dict comprehension). */
+ * the seed's dict comprehension). Sorted by name, so that any number of
+ * classes costs n log n. */
 static int set_label2id(vp_plan *p, int64_t K)
 {
     const cJSON *id2 = cJSON_GetObjectItemCaseSensitive(p->config, "id2label");
     if (!id2) return VP_OK;
     if (!cJSON_IsObject(id2)) return vp_plan_fail(p, VP_ERR_ARG, "id2label must be an object");
-    if (K > 0 && cJSON_GetArraySize(id2) != K)
-        return vp_plan_fail(p, VP_ERR_MISMATCH, "id2label has %d entries but the classifier has %lld classes",
-                            cJSON_GetArraySize(id2), (long long)K);
-    cJSON *l2i = cJSON_CreateObject();
-    if (!l2i) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < cJSON_GetArraySize(id2); i++) {
-        char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)i);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(id2, key);
-        if (!v || !cJSON_IsString(v)) {
-            cJSON_Delete(l2i);
-            return vp_plan_fail(p, VP_ERR_ARG, "id2label must map the ids 0..%d to names", cJSON_GetArraySize(id2) - 1);
+    int64_t n = cJSON_GetArraySize(id2);
+    if (K > 0 && n != K)
+        return vp_plan_fail(p, VP_ERR_MISMATCH, "id2label has %lld entries but the classifier has %lld classes",
+                            (long long)n, (long long)K);
+    const char **names = NULL;
+    int rc = names_by_id(id2, n, &names);
+    if (rc == VP_ERR_MISMATCH)
+        return vp_plan_fail(p, VP_ERR_ARG, "id2label must map the ids 0..%lld to names", (long long)(n - 1));
+    named_id *ord = rc ? NULL : vp__malloc((n ? (size_t)n : 1) * sizeof *ord);
+    cJSON *l2i = ord ? cJSON_CreateObject() : NULL;
+    if (l2i) {
+        for (int64_t i = 0; i < n; i++) ord[i] = (named_id){names[i], i};
+        qsort(ord, (size_t)n, sizeof *ord, named_id_cmp);
+        for (int64_t i = 0; l2i && i < n; i++) {
+            if (i + 1 < n && !strcmp(ord[i].name, ord[i + 1].name)) continue;   /* a later id follows */
+            cJSON *v = cJSON_CreateNumber((double)ord[i].id);
+            if (!v || !cJSON_AddItemToObject(l2i, ord[i].name, v)) { cJSON_Delete(v); cJSON_Delete(l2i); l2i = NULL; }
         }
-        if (vp_json_set_int(l2i, v->valuestring, i)) { cJSON_Delete(l2i); return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory"); }
     }
-    if (vp_json_set(p->config, "label2id", l2i)) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+    vp__free(names);
+    vp__free(ord);
+    if (!l2i || vp_json_set(p->config, "label2id", l2i)) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     return VP_OK;
 }
 

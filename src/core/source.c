@@ -48,8 +48,14 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
             t.strides[i] = strides[i];
         }
     } else {
-        int64_t s = 1;
-        for (int i = ndim - 1; i >= 0; i--) { t.strides[i] = s; s *= shape[i] ? shape[i] : 1; }
+        /* C order, a size 0 counting as 1 (as torch). With no elements the
+         * other sizes are unchecked and their product may overflow: the
+         * strides of an empty tensor are never used, so saturate them. */
+        uint64_t s = 1;
+        for (int i = ndim - 1; i >= 0; i--) {
+            t.strides[i] = (int64_t)s;
+            if (!vp__mul_u64(s, shape[i] ? (uint64_t)shape[i] : 1, &s) || s > INT64_MAX) s = INT64_MAX;
+        }
     }
     if (storage_offset < 0) return vp__err(src, VP_ERR_FORMAT, "tensor '%s': negative storage offset", name);
     t.storage_offset = storage_offset;

@@ -1,0 +1,389 @@
+/* vitport convert on hostile tensor tables (the regressions of
+ * fuzz/fuzz_convert.c): each case is a small safetensors file built here
+ * with vp_st_writer; the conversion must fail with a non-OK code and a
+ * one-line message that names the problem, quickly, and leave nothing in
+ * the output's parent directory. A valid model built by the same helpers
+ * converts, so the failures come from the defect each case holds, not
+ * from the builder. Run under -DVP_SANITIZE=ON as well: several cases were
+ * integer overflows that only UBSan sees. */
+#include <dirent.h>
+#include <stdarg.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "convert/convert.h"
+#include "test.h"
+
+static char g_dir[64];       /* per-run temporary directory */
+static char g_parent[128];   /* g_dir/out: the output's parent, empty after a failure */
+
+/* ---- building a tensor table ------------------------------------------------- */
+typedef struct ent {
+    char name[160];
+    vp_dtype dtype;
+    int ndim;
+    int64_t shape[VP_MAX_DIMS];
+} ent;
+
+typedef struct table { ent e[128]; int n; } table;
+
+static ent *find(table *t, const char *name)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->e[i].name, name)) return &t->e[i];
+    return NULL;
+}
+
+/* Add or replace name: dtype and ndim sizes (int64 varargs). */
+static void put(table *t, const char *name, vp_dtype dt, int ndim, ...)
+{
+    ent *e = find(t, name);
+    if (!e) {
+        if (t->n >= (int)(sizeof t->e / sizeof t->e[0])) { CHECKF(0, "table full at %s", name); return; }
+        e = &t->e[t->n++];
+        snprintf(e->name, sizeof e->name, "%s", name);
+    }
+    e->dtype = dt;
+    e->ndim = ndim;
+    va_list ap;
+    va_start(ap, ndim);
+    for (int i = 0; i < ndim; i++) e->shape[i] = va_arg(ap, int64_t);
+    va_end(ap);
+}
+
+static void drop(table *t, const char *name)
+{
+    ent *e = find(t, name);
+    if (!e) return;
+    int i = (int)(e - t->e);
+    memmove(e, e + 1, (size_t)(t->n - i - 1) * sizeof *e);
+    t->n--;
+}
+
+#define I(x) ((int64_t)(x))
+
+/* A timm ViT of width D (one block, MLP M, patch P on a 2x2 grid, K classes). */
+static void vit(table *t, int64_t D, int64_t M, int64_t P, int64_t K)
+{
+    memset(t, 0, sizeof *t);
+    put(t, "cls_token", VP_F32, 3, I(1), I(1), D);
+    put(t, "pos_embed", VP_F32, 3, I(1), I(5), D);
+    put(t, "patch_embed.proj.weight", VP_F32, 4, D, I(3), P, P);
+    put(t, "patch_embed.proj.bias", VP_F32, 1, D);
+    put(t, "blocks.0.norm1.weight", VP_F32, 1, D);
+    put(t, "blocks.0.norm1.bias", VP_F32, 1, D);
+    put(t, "blocks.0.attn.qkv.weight", VP_F32, 2, 3 * D, D);
+    put(t, "blocks.0.attn.qkv.bias", VP_F32, 1, 3 * D);
+    put(t, "blocks.0.attn.proj.weight", VP_F32, 2, D, D);
+    put(t, "blocks.0.attn.proj.bias", VP_F32, 1, D);
+    put(t, "blocks.0.norm2.weight", VP_F32, 1, D);
+    put(t, "blocks.0.norm2.bias", VP_F32, 1, D);
+    put(t, "blocks.0.mlp.fc1.weight", VP_F32, 2, M, D);
+    put(t, "blocks.0.mlp.fc1.bias", VP_F32, 1, M);
+    put(t, "blocks.0.mlp.fc2.weight", VP_F32, 2, D, M);
+    put(t, "blocks.0.mlp.fc2.bias", VP_F32, 1, D);
+    put(t, "norm.weight", VP_F32, 1, D);
+    put(t, "norm.bias", VP_F32, 1, D);
+    if (K) {
+        put(t, "head.weight", VP_F32, 2, K, D);
+        put(t, "head.bias", VP_F32, 1, K);
+    }
+}
+
+/* The tensors an OpenAI CLIP's sizes are read from (towers of width W, no
+ * blocks), under prefix pre: enough to reach the mapping, which the strict
+ * check then fails. */
+static void clip_sizes(table *t, int64_t W, const char *pre)
+{
+    static const struct { const char *name; int ndim; int64_t shape[4]; } S[] = {
+        {"visual.conv1.weight", 4, {-1, 3, 4, 4}}, {"visual.class_embedding", 1, {-1}},
+        {"visual.positional_embedding", 2, {5, -1}}, {"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {8, -1}},
+        {"visual.proj", 2, {-1, 8}}, {"token_embedding.weight", 2, {10, -1}}, {"positional_embedding", 2, {4, -1}},
+        {"transformer.resblocks.0.mlp.c_fc.weight", 2, {8, -1}}, {"text_projection", 2, {-1, 8}},
+    };
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
+        ent *e = &t->e[t->n++];
+        snprintf(e->name, sizeof e->name, "%s%s", pre, S[i].name);
+        e->dtype = VP_F32;
+        e->ndim = S[i].ndim;
+        for (int d = 0; d < S[i].ndim; d++) e->shape[d] = S[i].shape[d] < 0 ? W : S[i].shape[d];   /* -1: the width */
+    }
+}
+
+/* A CLIPSeg (CLIP of width W under clip_model., one decoder block of
+ * reduce_dim 4) up to its config checks. */
+static void clipseg_sizes(table *t, int64_t W)
+{
+    clip_sizes(t, W, "clip_model.");
+    put(t, "film_mul.weight", VP_F32, 2, I(4), I(8));
+    put(t, "blocks.0.self_attn.in_proj_weight", VP_F32, 2, I(12), I(4));
+    put(t, "blocks.0.linear1.weight", VP_F32, 2, I(8), I(4));
+}
+
+/* The same for a big_vision SigLIP (towers of width W, no blocks). */
+static void siglip_sizes(table *t, int64_t W)
+{
+    memset(t, 0, sizeof *t);
+    put(t, "params/img/embedding/kernel", VP_F32, 4, I(4), I(4), I(3), W);
+    put(t, "params/img/pos_embedding", VP_F32, 3, I(1), I(4), W);
+    put(t, "params/img/Transformer/encoderblock_0/MlpBlock_0/Dense_0/kernel", VP_F32, 2, W, I(8));
+    put(t, "params/img/Transformer/encoderblock_0/MultiHeadDotProductAttention_0/query/kernel", VP_F32, 3, W, I(2), W / 2);
+    put(t, "params/txt/Embed_0/embedding", VP_F32, 2, I(10), W);
+    put(t, "params/txt/pos_embedding", VP_F32, 3, I(1), I(4), W);
+    put(t, "params/txt/head/kernel", VP_F32, 2, W, W);
+    put(t, "params/txt/Encoder_0/encoderblock_0/MlpBlock_0/Dense_0/kernel", VP_F32, 2, W, I(8));
+    put(t, "params/txt/Encoder_0/encoderblock_0/MultiHeadDotProductAttention_0/query/kernel", VP_F32, 3, W, I(2), W / 2);
+}
+
+static uint64_t nbytes(const ent *e)
+{
+    uint64_t n = vp_dtype_size(e->dtype);
+    for (int d = 0; d < e->ndim; d++) n *= (uint64_t)e->shape[d];
+    return n;
+}
+
+/* Write t as a safetensors file at g_dir/name (zero data); the path. */
+static const char *write_st(const char *name, const table *t)
+{
+    static char path[160];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    vp_st_writer *w = NULL;
+    int rc = vp_st_writer_open(&w, path);
+    for (int i = 0; rc == VP_OK && i < t->n; i++)
+        rc = vp_st_writer_add(w, t->e[i].name, t->e[i].dtype, t->e[i].ndim, t->e[i].shape);
+    static const uint8_t zero[65536];
+    for (int i = 0; rc == VP_OK && i < t->n; i++)
+        for (uint64_t left = nbytes(&t->e[i]); rc == VP_OK && left;) {
+            size_t k = left < sizeof zero ? (size_t)left : sizeof zero;
+            rc = vp_st_writer_write(w, zero, k);
+            left -= k;
+        }
+    if (rc == VP_OK) rc = vp_st_writer_finish(w);
+    CHECKF(rc == VP_OK, "writing %s: %s", path, vp_st_writer_errmsg(w));
+    vp_st_writer_close(w);
+    return path;
+}
+
+/* ---- running a conversion ------------------------------------------------------ */
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static vp_convert_opts opts(void)
+{
+    vp_convert_opts o;
+    memset(&o, 0, sizeof o);
+    o.family = "auto";
+    o.quiet = 1;
+    return o;
+}
+
+typedef struct result { int rc; char err[1024]; double secs; } result;
+
+static result convert(const char *src, const vp_convert_opts *o)
+{
+    result r;
+    char out[192];
+    snprintf(out, sizeof out, "%s/model", g_parent);
+    double t0 = now();
+    r.rc = vp_convert_ex(src, NULL, out, o, r.err, sizeof r.err, NULL);
+    r.secs = now() - t0;
+    return r;
+}
+
+/* The conversion of t must fail: non-OK, one line naming `want`, within
+ * `max_secs`, nothing left beside the output. */
+static void expect_fail(const char *what, const table *t, const vp_convert_opts *o, const char *want, double max_secs)
+{
+    const char *src = write_st("in.safetensors", t);
+    result r = convert(src, o);
+    CHECKF(r.rc != VP_OK, "%s: converted", what);
+    CHECKF(r.err[0] && !strchr(r.err, '\n'), "%s: message '%s' is not one line", what, r.err);
+    CHECKF(strstr(r.err, want) != NULL, "%s: message '%s' does not say '%s'", what, r.err, want);
+    CHECKF(r.secs < max_secs, "%s: took %.1f s (at most %.0f)", what, r.secs, max_secs);
+    CHECKF(count_entries(g_parent) == 0, "%s: %d entries left in the output's parent", what, count_entries(g_parent));
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);   /* whatever a failed check left */
+    mkdir(g_parent, 0755);
+    unlink(src);
+}
+
+/* ---- the cases --------------------------------------------------------------------- */
+/* The builders make models that convert: the failures below are their defects'. */
+static void baseline(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    const char *src = write_st("vit.safetensors", &t);
+    vp_convert_opts o = opts();
+    result r = convert(src, &o);
+    CHECKF(r.rc == VP_OK, "a valid ViT: %s", r.err);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/model/config.json", g_parent);
+    CHECK(access(cfg, F_OK) == 0);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    unlink(src);
+    /* the partial CLIP and SigLIP tables pass every size check, up to the mapping */
+    clip_sizes(&t, 64, "");
+    expect_fail("the CLIP sizes alone", &t, &o, "strict check failed", 20);
+    siglip_sizes(&t, 64);
+    expect_fail("the SigLIP sizes alone", &t, &o, "strict check failed", 20);
+}
+
+/* id2label / label2id for a classifier of 2^18 classes (a 256 KB int8 head):
+ * every label was added through a lookup of all the previous ones, and
+ * label2id looked each id up and recounted the object per entry — O(K^2),
+ * minutes of CPU. Linear now. */
+static void many_classes(void)
+{
+    const int64_t K = 1 << 18;
+    table t;
+    vit(&t, 1, 1, 1, 0);
+    put(&t, "head.weight", VP_I8, 2, K, I(1));
+    put(&t, "head.bias", VP_I8, 1, K);
+    vp_convert_opts o = opts();
+    /* width 1: no head count; the labels were made before that is found */
+    expect_fail("2^18 classes, no head count", &t, &o, "attention heads", 20);
+    /* with a head count: label2id too, then the strict check */
+    const char *set = "num_attention_heads=1";
+    o.sets = &set;
+    o.nsets = 1;
+    drop(&t, "norm.bias");
+    expect_fail("2^18 classes, label2id", &t, &o, "norm.bias", 20);
+}
+
+/* A tensor with no elements may have any other sizes: [2^40, 0, 2^40]'s C
+ * strides overflowed int64 when the table was read (src/core/source.c), and
+ * again in the engine when such a tensor was copied (convert.c c_strides). */
+static void empty_tensor_huge_sizes(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    put(&t, "extra", VP_F32, 3, I(1) << 40, I(0), I(1) << 40);
+    vp_convert_opts o = opts();
+    expect_fail("empty [2^40, 0, 2^40] beside a ViT", &t, &o, "extra", 20);
+    /* copied by a rename: the engine's C strides of the copy overflowed too */
+    vit(&t, 64, 32, 4, 3);
+    put(&t, "norm.bias", VP_F32, 4, I(1) << 40, I(0), I(1) << 40, I(1) << 40);
+    expect_fail("norm.bias [2^40, 0, 2^40, 2^40]", &t, &o,
+                "layernorm.bias [1099511627776, 0, 1099511627776, 1099511627776] vs [64]", 20);
+}
+
+/* An empty patch kernel [W, 0, 2^40, 2^40]: the patch size then came from a
+ * tensor without elements (unbounded: image size = grid * patch could
+ * overflow), and the copy's C strides overflowed in the engine. Refused
+ * like timm's ViT refuses it: every kernel size must be at least 1. */
+static void empty_patch_kernel(void)
+{
+    table t;
+    vp_convert_opts o = opts();
+    clip_sizes(&t, 64, "");
+    put(&t, "visual.conv1.weight", VP_F32, 4, I(64), I(0), I(1) << 40, I(1) << 40);
+    expect_fail("CLIP conv1 [64, 0, 2^40, 2^40]", &t, &o, "visual.conv1.weight has shape [64, 0, ", 20);
+    siglip_sizes(&t, 64);
+    /* (2^29 squared: the reader refuses element counts above 2^60 before the 0) */
+    put(&t, "params/img/embedding/kernel", VP_F32, 4, I(1) << 29, I(1) << 29, I(0), I(64));
+    expect_fail("SigLIP kernel [2^29, 2^29, 0, 64]", &t, &o, "img/embedding/kernel has shape [536870912, 536870912, 0, 64]", 20);
+}
+
+/* --set extract_layers=[1e300]: the check cast the double to an integer
+ * before comparing it with the layer count (undefined for 1e300). */
+static void extract_layers_huge(void)
+{
+    table t;
+    clipseg_sizes(&t, 64);
+    vp_convert_opts o = opts();
+    const char *sets[] = {"extract_layers=[1e300]"};
+    o.sets = sets;
+    o.nsets = 1;
+    expect_fail("extract_layers=[1e300]", &t, &o, "extract_layers entries must be vision layer indices", 20);
+}
+
+/* --set text_config=[1]: a sub-config that is not an object read as all
+ * defaults, and pruning it at the end looked its items' (absent) keys up:
+ * a NULL strcmp on a model whose sizes are the defaults (ViT-B/32). Refused
+ * where the sub-configs are read. */
+static void subconfig_not_object(void)
+{
+    table t;
+    vp_convert_opts o = opts();
+    const char *sets[] = {"text_config=[1]"};
+    o.sets = sets;
+    o.nsets = 1;
+    clip_sizes(&t, 64, "");
+    expect_fail("CLIP text_config=[1]", &t, &o, "config field text_config must be an object", 20);
+    const char *vsets[] = {"vision_config=[1]"};
+    o.sets = vsets;
+    siglip_sizes(&t, 64);
+    expect_fail("SigLIP vision_config=[1]", &t, &o, "config field vision_config must be an object", 20);
+}
+
+/* Tensor names may hold any character ("a\nb" is a valid safetensors,
+ * pickle or npz key; vp_st_writer refuses control characters, so the file
+ * is written by hand): messages that quote names were several lines. */
+static void name_with_newline(void)
+{
+    static const char header[] = "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    char path[160];
+    snprintf(path, sizeof path, "%s/newline.safetensors", g_dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    uint64_t n = sizeof header - 1;
+    uint8_t len[8], zero[4] = {0};
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(n >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(header, 1, n, f);
+    fwrite(zero, 1, 4, f);
+    fclose(f);
+    vp_convert_opts o = opts();
+    result r = convert(path, &o);
+    CHECKF(r.rc != VP_OK, "a tensor named 'a\\nb' converted");
+    CHECKF(r.err[0] && !strchr(r.err, '\n') && !strchr(r.err, '\r'), "message '%s' is not one line", r.err);
+    CHECKF(strstr(r.err, "'a b'") != NULL, "message '%s' does not name 'a b'", r.err);
+    CHECK(count_entries(g_parent) == 0);
+    unlink(path);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/vp_test_robust_XXXXXX");
+    if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
+    snprintf(g_parent, sizeof g_parent, "%s/out", g_dir);
+    mkdir(g_parent, 0755);
+
+    baseline();
+    many_classes();
+    empty_tensor_huge_sizes();
+    empty_patch_kernel();
+    extract_layers_huge();
+    subconfig_not_object();
+    name_with_newline();
+
+    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    TEST_MAIN_END();
+}
