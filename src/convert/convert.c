@@ -1242,26 +1242,6 @@ static int werr(writer *w, int code, const char *fmt, ...)
     return code;
 }
 
-static bool piece_contiguous(const vp_piece *pc)
-{
-    int64_t s = 1;
-    for (int d = pc->ndim - 1; d >= 0; d--) {
-        if (pc->shape[d] != 1 && pc->strides[d] != s) return false;
-        s *= pc->shape[d];
-    }
-    return true;
-}
-
-static bool tensor_contiguous(const vp_tensor *t)
-{
-    int64_t s = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->strides[d] != s) return false;
-        s *= t->shape[d];
-    }
-    return true;
-}
-
 /* Storage element offset of the C-order element L of a (non-contiguous) tensor. */
 static int64_t logical_to_storage(const vp_tensor *t, uint64_t L)
 {
@@ -1340,7 +1320,7 @@ static int write_gather(writer *w, vp_st_writer *sw, const vp_tensor *t, long si
     const uint8_t *base = vp__storage_bytes(src, (long)t->storage);
     if (!base) return werr(w, VP_ERR_FORMAT, "%s", vp_source_errmsg(src));
     size_t es = vp_dtype_size(t->dtype), ce = chunk_elems(t->dtype, to), fill = 0;
-    bool contig = tensor_contiguous(t);
+    bool contig = vp__c_contiguous(t->ndim, t->shape, t->strides);
     /* Huge mapped sources read out of order: drop their pages after each
      * chunk (they come back from the page cache) so RSS stays bounded. */
     bool release_each = src->storages[t->storage].kind == VP_STORE_FILE && t->nbytes > 8ull * VP_IO_CHUNK;
@@ -1390,7 +1370,7 @@ static int write_piece(writer *w, vp_st_writer *sw, const vp_piece *pc, vp_dtype
     const vp_tensor *t = vp_source_tensor(src, (size_t)pc->src);
     uint64_t n = shape_numel(pc->ndim, pc->shape), off;
     if (n == 0) return VP_OK;
-    if (piece_contiguous(pc) && vp_source_file_range(src, (size_t)pc->src, &off) == VP_OK)
+    if (vp__c_contiguous(pc->ndim, pc->shape, pc->strides) && vp_source_file_range(src, (size_t)pc->src, &off) == VP_OK)
         return write_file_run(w, sw, t, off + (uint64_t)pc->offset * vp_dtype_size(t->dtype), n, to);
     return write_gather(w, sw, t, pc->src, pc, to);
 }

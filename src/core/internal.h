@@ -125,6 +125,11 @@ void vp__zip_free(struct vp_zip *zip);
  * start (want <= its uncompressed size). VP_OK or an error with message. */
 int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
 
+/* Whether strides (in elements) lay the shape out in C order; size-1
+ * dimensions may have any stride. Products of in-bounds views cannot
+ * overflow: vp__add_tensor checked the extent. */
+bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
+
 /* Bytes of storage st (loading/inflating it if needed); NULL on error. */
 const uint8_t *vp__storage_bytes(vp_source *src, long st);
 

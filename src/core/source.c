@@ -123,15 +123,17 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
     return NULL;
 }
 
-static bool is_c_contiguous(const vp_tensor *t)
+bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 {
     int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->shape[i] != 1 && t->strides[i] != s) return false;
-        s *= t->shape[i];
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (shape[i] != 1 && strides[i] != s) return false;
+        s *= shape[i];
     }
     return true;
 }
+
+static bool is_c_contiguous(const vp_tensor *t) { return vp__c_contiguous(t->ndim, t->shape, t->strides); }
 
 /* ---- public API --------------------------------------------------------- */
 static int narrow(vp_source *src, const char *key);

@@ -1293,15 +1293,26 @@ static int op_tuple_n(vm *m, size_t n)
     return push(m, t);
 }
 
+/* APPENDS / SETITEMS / ADDITEMS: pop the items above the topmost MARK into
+ * [*base, *hi) of the stack (still readable there) and give the container
+ * below the mark. */
+static int pop_items(vm *m, size_t *base, size_t *hi, vp_value **container)
+{
+    int rc = pop_mark(m, base);
+    if (rc) return rc;
+    *hi = m->sp;
+    m->sp = *base;
+    if ((rc = need(m, 1))) return rc;
+    *container = m->stack[*base - 1];
+    return VP_OK;
+}
+
 static int op_appends(vm *m)
 {
-    size_t base;
-    int rc = pop_mark(m, &base);
+    size_t base, hi;
+    vp_value *l;
+    int rc = pop_items(m, &base, &hi, &l);
     if (rc) return rc;
-    size_t hi = m->sp;
-    m->sp = base;
-    if ((rc = need(m, 1))) return rc;
-    vp_value *l = m->stack[base - 1];
     if (l->kind != VP_V_LIST) return fail(m, VP_ERR_FORMAT, "APPENDS to a %s, not a list", vp__value_kind_name(l));
     if ((rc = reserve(m, l, l->len + (hi - base)))) return rc;
     for (size_t i = base; i < hi && !rc; i++) rc = list_append(m, l, m->stack[i]);
@@ -1310,13 +1321,10 @@ static int op_appends(vm *m)
 
 static int op_setitems(vm *m)
 {
-    size_t base;
-    int rc = pop_mark(m, &base);
+    size_t base, hi;
+    vp_value *d;
+    int rc = pop_items(m, &base, &hi, &d);
     if (rc) return rc;
-    size_t hi = m->sp;
-    m->sp = base;
-    if ((rc = need(m, 1))) return rc;
-    vp_value *d = m->stack[base - 1];
     if (d->kind != VP_V_DICT) return fail(m, VP_ERR_FORMAT, "SETITEMS on a %s, not a dict", vp__value_kind_name(d));
     if ((hi - base) % 2) return fail(m, VP_ERR_FORMAT, "odd number of items for SETITEMS");
     for (size_t i = base; i < hi && !rc; i += 2) rc = map_put(m, d, m->stack[i], m->stack[i + 1]);
@@ -1325,13 +1333,10 @@ static int op_setitems(vm *m)
 
 static int op_additems(vm *m)
 {
-    size_t base;
-    int rc = pop_mark(m, &base);
+    size_t base, hi;
+    vp_value *s;
+    int rc = pop_items(m, &base, &hi, &s);
     if (rc) return rc;
-    size_t hi = m->sp;
-    m->sp = base;
-    if ((rc = need(m, 1))) return rc;
-    vp_value *s = m->stack[base - 1];
     if (s->kind != VP_V_SET || s->sub == VP_SUB_FROZEN) return fail(m, VP_ERR_FORMAT, "ADDITEMS to a %s, not a set", vp__value_kind_name(s));
     for (size_t i = base; i < hi && !rc; i++) rc = map_put(m, s, m->stack[i], NULL);
     return rc;
