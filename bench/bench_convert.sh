@@ -8,12 +8,7 @@
 # Usage: bench/bench_convert.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD="${1:-build}"
-PY="${VP_PYTHON:-$PWD/.venv/bin/python}"
-OUT=bench/out; mkdir -p "$OUT"
-CK="$OUT/vit_large_patch16_224.pth"
-[ -f "$CK" ] || { echo "generating $CK"; "$PY" bench/gen_big.py "$CK"; }
-size=$(stat -c %s "$CK")
+. bench/common.sh "$@"
 cat "$CK" > /dev/null   # warm the page cache for every contender alike
 
 run() { # label, command...: best of 3 wall seconds and the peak RSS of that run

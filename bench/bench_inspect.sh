@@ -5,13 +5,7 @@
 # best of 3, and the ratio peer/vitport. Usage: bench/bench_inspect.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD="${1:-build}"
-PY="${VP_PYTHON:-$PWD/.venv/bin/python}"
-OUT=bench/out; mkdir -p "$OUT"
-CK="$OUT/vit_large_patch16_224.pth"
-[ -f "$CK" ] || { echo "generating $CK"; "$PY" bench/gen_big.py "$CK"; }
-command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 1; }
-size=$(stat -c %s "$CK")
+. bench/common.sh "$@"
 
 measure() { # prints "seconds kb": best wall time of 5 runs (microsecond clock), peak RSS
   local best_s=999999 kb t0 t1 s

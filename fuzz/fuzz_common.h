@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "fuzz_memfd.h"
 
 #define FZ_MAX_TENSOR_BYTES ((uint64_t)64 << 20)
 #define FZ_MAX_VALUES 200000   /* pickles share values through the memo: bound the walk */
@@ -102,16 +103,8 @@ static void fz_open(const char *path, const char *key)
 /* Write the input to a memfd and open it as a file. */
 static void fz_run(const uint8_t *data, size_t size, const char *key)
 {
-    int fd = memfd_create("vp-fuzz", MFD_CLOEXEC);
-    if (fd < 0) abort();
-    size_t done = 0;
-    while (done < size) {
-        ssize_t k = write(fd, data + done, size - done);
-        if (k <= 0) abort();
-        done += (size_t)k;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fz_memfd(data, size, "vp-fuzz", path, sizeof path);
     fz_open(path, key);
     close(fd);
 }

@@ -39,6 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_memfd.h"
+
 #include "convert/convert.h"
 
 #define FZ_MAX_NUMEL ((uint64_t)1 << 18)     /* per tensor, so a run stays fast */
@@ -710,16 +712,8 @@ static void structured(const uint8_t *data, size_t size)
 /* ---- the whole-file mode ----------------------------------------------------- */
 static void whole_file(const uint8_t *data, size_t size)
 {
-    int fd = memfd_create("vp-fuzz-convert", MFD_CLOEXEC);
-    if (fd < 0) abort();
-    size_t done = 0;
-    while (done < size) {
-        ssize_t k = write(fd, data + done, size - done);
-        if (k <= 0) abort();
-        done += (size_t)k;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fz_memfd(data, size, "vp-fuzz-convert", path, sizeof path);
     run_opts ro;
     base_opts(&ro);
     /* a little variety that does not disturb the file's own bytes */

@@ -1458,12 +1458,6 @@ static void remove_tree(const char *path)
     if (path && *path) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) { fsync(fd); close(fd); }
-}
-
 /* A new directory beside OUT_DIR, created with mkdir so the umask applies
  * (mkdtemp would make it 0700). */
 static int make_temp_dir(char *buf, size_t len, const char *parent, const char *base)
@@ -1531,15 +1525,15 @@ static int publish(const char *tmp, const char *out, const char *parent, const c
         return VP_ERR_ARG;
     }
     if (!exists) {
-        if (rename2(tmp, out, RENAME_NOREPLACE) == 0) { fsync_dir(parent); return VP_OK; }
+        if (rename2(tmp, out, RENAME_NOREPLACE) == 0) { vp__fsync_dir(parent); return VP_OK; }
         if (errno == EEXIST) { snprintf(err, errlen, "%s appeared while converting; not replaced", out); return VP_ERR_IO; }
         if (errno != ENOSYS && errno != EINVAL) { snprintf(err, errlen, "rename to %s: %s", out, strerror(errno)); return VP_ERR_IO; }
         if (rename(tmp, out)) { snprintf(err, errlen, "rename to %s: %s", out, strerror(errno)); return VP_ERR_IO; }
-        fsync_dir(parent);
+        vp__fsync_dir(parent);
         return VP_OK;
     }
     if (rename2(tmp, out, RENAME_EXCHANGE) == 0) {
-        fsync_dir(parent);
+        vp__fsync_dir(parent);
         remove_tree(tmp);            /* now holds the old contents */
         return VP_OK;
     }
@@ -1555,7 +1549,7 @@ static int publish(const char *tmp, const char *out, const char *parent, const c
         rename(old, out);            /* put the old one back */
         return VP_ERR_IO;
     }
-    fsync_dir(parent);
+    vp__fsync_dir(parent);
     remove_tree(old);
     return VP_OK;
 }
@@ -1705,7 +1699,7 @@ static int write_all(vp_plan *p, const layout *L, const char *dir, writer *w)
     if (!rc && p->preprocessor) rc = write_json_file(dir, "preprocessor_config.json", p->preprocessor, w->err, w->errlen);
     for (size_t k = 0; !rc && k < p->nextra; k++)
         rc = write_file(dir, p->extra[k].name, p->extra[k].data, p->extra[k].len, w->err, w->errlen);
-    if (!rc) fsync_dir(dir);
+    if (!rc) vp__fsync_dir(dir);
     return rc;
 }
 

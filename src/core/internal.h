@@ -50,6 +50,10 @@ void vp__map_close(vp_map *m);
 /* Release pages of [off, off+len) (MADV_DONTNEED on a read-only mapping). */
 void vp__map_release(vp_map *m, uint64_t off, uint64_t len);
 
+/* fsync a directory so a rename or create in it is durable; failures are
+ * ignored (nothing written is lost, only the durability guarantee). */
+void vp__fsync_dir(const char *dir);
+
 /* ---- storages and sources ---------------------------------------------- */
 enum vp_store_kind {
     VP_STORE_FILE = 0,   /* bytes lie in the file at `offset` */

@@ -128,6 +128,12 @@ void vp__map_release(vp_map *m, uint64_t off, uint64_t len)
     madvise((void *)(m->base + start), (size_t)(end - start), MADV_DONTNEED);
 }
 
+void vp__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) { (void)fsync(fd); close(fd); }
+}
+
 /* ---- errors ------------------------------------------------------------- */
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap)
 {

@@ -741,13 +741,11 @@ int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
 }
 
 /* Make the rename itself durable; a failure here loses nothing written. */
-static void sync_dir(const char *path)
+static void sync_parent(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? vp__strndup(path, slash == path ? 1 : (size_t)(slash - path)) : vp__strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) { (void)fsync(fd); close(fd); }
+    if (dir) vp__fsync_dir(dir);
     vp__free(dir);
 }
 
@@ -774,7 +772,7 @@ int vp_st_writer_finish(vp_st_writer *w)
     if (close(fd) != 0) return werr(w, VP_ERR_IO, "close failed: %s", strerror(errno));
     if (rename(w->tmppath, w->path) != 0) return werr(w, VP_ERR_IO, "cannot rename the temporary into place: %s", strerror(errno));
     w->finished = true;
-    sync_dir(w->path);
+    if (w->durable) sync_parent(w->path);
     return VP_OK;
 }
 
