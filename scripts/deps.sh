@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS="cmake build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev"
+PKGS="cmake build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev libdeflate-dev"
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
 [ $DEV = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev python3-venv time"
 missing=""
@@ -16,11 +16,14 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 if [ $DEV = 1 ]; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers" 2>/dev/null; then
-    echo "creating .venv (torch 2.13.0 CPU, numpy, safetensors, transformers)"
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers, PIL, tokenizers, sentencepiece, skimage, open_clip" 2>/dev/null; then
+    echo "creating .venv (torch 2.13.0 CPU, numpy, safetensors, transformers, Pillow, tokenizers, sentencepiece, scikit-image, open_clip_torch)"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
     # Pinned: an unpinned torch pulls a CUDA build of several GB.
-    .venv/bin/pip install -q torch==2.13.0 numpy safetensors transformers
+    .venv/bin/pip install -q torch==2.13.0 numpy safetensors transformers pillow==13.0.0 tokenizers sentencepiece scikit-image
+    # Only for its data (OpenAI's BPE vocabulary): its dependencies would pull
+    # a torchvision that does not import beside torch 2.13.
+    .venv/bin/pip install -q --no-deps open_clip_torch
   fi
 fi
