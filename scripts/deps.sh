@@ -16,7 +16,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 if [ $DEV = 1 ]; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers, PIL, tokenizers, sentencepiece, skimage, open_clip" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers, PIL, tokenizers, sentencepiece, skimage, importlib.util as u; assert u.find_spec('open_clip')" 2>/dev/null; then
     echo "creating .venv (torch 2.13.0 CPU, numpy, safetensors, transformers, Pillow, tokenizers, sentencepiece, scikit-image, open_clip_torch)"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
