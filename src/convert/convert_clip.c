@@ -30,40 +30,6 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
-/* ---- config defaults (transformers 4.43's sub-config classes) ------------ */
-#define NUM(k, v) { k, 0, v, NULL }
-#define STR(k, v) { k, 1, 0, v }
-const vp_cfg_default vp_clip_text_defaults[] = {
-    NUM("vocab_size", 49408), NUM("hidden_size", 512), NUM("intermediate_size", 2048),
-    NUM("projection_dim", 512), NUM("num_hidden_layers", 12), NUM("num_attention_heads", 8),
-    NUM("max_position_embeddings", 77), NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"),
-    NUM("initializer_range", 0.02), NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0),
-    NUM("pad_token_id", 1), NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-const vp_cfg_default vp_clip_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("projection_dim", 512),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 12), NUM("num_channels", 3),
-    NUM("patch_size", 32), NUM("image_size", 224), NUM("initializer_range", 0.02),
-    NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0), NUM("layer_norm_eps", 1e-5),
-    STR("hidden_act", "quick_gelu"), { NULL, 0, 0, NULL }
-};
-/* CLIPSeg's sub-configs are CLIP's without projection_dim. */
-const vp_cfg_default vp_clipseg_text_defaults[] = {
-    NUM("vocab_size", 49408), NUM("hidden_size", 512), NUM("intermediate_size", 2048),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 8), NUM("max_position_embeddings", 77),
-    NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"), NUM("initializer_range", 0.02),
-    NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0), NUM("pad_token_id", 1),
-    NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-const vp_cfg_default vp_clipseg_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("num_hidden_layers", 12),
-    NUM("num_attention_heads", 12), NUM("num_channels", 3), NUM("patch_size", 32), NUM("image_size", 224),
-    NUM("initializer_range", 0.02), NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0),
-    NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"), { NULL, 0, 0, NULL }
-};
-#undef NUM
-#undef STR
-
 /* OpenAI's normalisation constants (clip/clip.py _transform). */
 static const double openai_mean[3] = { 0.48145466, 0.4578275, 0.40821073 };
 static const double openai_std[3] = { 0.26862954, 0.26130258, 0.27577711 };
@@ -177,13 +143,6 @@ cJSON *vp_cfg_child(cJSON *parent, const char *key)
     return c;
 }
 
-static const vp_cfg_default *find_default(const vp_cfg_default *defs, const char *key)
-{
-    for (; key && defs && defs->key; defs++)
-        if (!strcmp(defs->key, key)) return defs;
-    return NULL;
-}
-
 int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out)
 {
     const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(p->config, sub) : p->config;
@@ -196,7 +155,7 @@ int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_defaul
             return vp_plan_fail(p, VP_ERR_ARG, "config field %s is not an integer", path);
         return VP_OK;
     }
-    const vp_cfg_default *d = find_default(defs, key);
+    const vp_cfg_default *d = vp_cfg_find_default(defs, key);
     if (d && !d->is_str) { *out = (int64_t)d->num; return VP_OK; }
     return vp_plan_fail(p, VP_ERR_ARG, "config field %s is missing: give it with --set %s=N", path, path);
 }
@@ -217,7 +176,7 @@ void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs)
     cJSON *it = cJSON_IsObject(o) ? o->child : NULL;   /* an array's items have no key */
     while (it) {
         cJSON *next = it->next;
-        const vp_cfg_default *d = find_default(defs, it->string);
+        const vp_cfg_default *d = vp_cfg_find_default(defs, it->string);
         int same = d && (d->is_str ? cJSON_IsString(it) && !strcmp(it->valuestring, d->str)
                                    : cJSON_IsNumber(it) && it->valuedouble == d->num);
         if (same) cJSON_Delete(cJSON_DetachItemViaPointer(o, it));

@@ -10,6 +10,7 @@
 #define VP_CONVERT_CLIP_H
 
 #include "convert/convert.h"
+#include "hf/config_defaults.h"
 
 /* ---- locating the model in a checkpoint --------------------------------- */
 /* Tensors named PREFIX + suffix where PREFIX is a checkpoint wrapper: any
@@ -70,20 +71,6 @@ int vp_clip_split_qkv(vp_plan *p, long w, long b, const char *dst_attn, int64_t 
 int vp_clip_expect_layer(vp_plan *p, const char *dst_layer, int64_t w, int64_t m);
 
 /* ---- config.json helpers ------------------------------------------------ */
-/* A sub-config's default (what CLIPTextConfig() etc. hold in transformers
- * 4.43): transformers writes a nested config's field only when it differs. */
-typedef struct vp_cfg_default {
-    const char *key;
-    int is_str;
-    double num;
-    const char *str;
-} vp_cfg_default;
-
-extern const vp_cfg_default vp_clip_text_defaults[];
-extern const vp_cfg_default vp_clip_vision_defaults[];
-extern const vp_cfg_default vp_clipseg_text_defaults[];
-extern const vp_cfg_default vp_clipseg_vision_defaults[];
-
 /* obj[key] as an object, created when absent (NULL on OOM or a non-object). */
 cJSON *vp_cfg_child(cJSON *parent, const char *key);
 /* Integer sub[key] (sub = "text_config", "vision_config" or NULL for the

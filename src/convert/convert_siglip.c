@@ -22,23 +22,6 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
-#define NUM(k, v) { k, 0, v, NULL }
-#define STR(k, v) { k, 1, 0, v }
-/* SiglipTextConfig() / SiglipVisionConfig() in transformers 4.43. */
-static const vp_cfg_default siglip_text_defaults[] = {
-    NUM("vocab_size", 32000), NUM("hidden_size", 768), NUM("intermediate_size", 3072),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 12), NUM("max_position_embeddings", 64),
-    NUM("layer_norm_eps", 1e-6), STR("hidden_act", "gelu_pytorch_tanh"), NUM("attention_dropout", 0.0),
-    NUM("pad_token_id", 1), NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-static const vp_cfg_default siglip_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("num_hidden_layers", 12),
-    NUM("num_attention_heads", 12), NUM("num_channels", 3), NUM("patch_size", 16), NUM("image_size", 224),
-    NUM("attention_dropout", 0.0), NUM("layer_norm_eps", 1e-6), STR("hidden_act", "gelu_pytorch_tanh"),
-    { NULL, 0, 0, NULL }
-};
-#undef NUM
-#undef STR
 
 static const double half3[3] = { 0.5, 0.5, 0.5 };
 
@@ -230,13 +213,13 @@ typedef struct siglip_cfg { int64_t v_heads, t_heads, image, proj; } siglip_cfg;
 static int readback(vp_plan *p, const siglip_dims *d, siglip_cfg *c)
 {
     static const char *T = "text_config", *V = "vision_config";
-    int rc = readback_tower(p, T, siglip_text_defaults, &d->t, &c->t_heads);
-    if (!rc) rc = readback_tower(p, V, siglip_vision_defaults, &d->v, &c->v_heads);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", siglip_text_defaults, d->vocab);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", siglip_text_defaults, d->ctx);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", siglip_vision_defaults, d->patch);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", siglip_vision_defaults, d->channels);
-    if (!rc) rc = vp_cfg_get(p, V, "image_size", siglip_vision_defaults, &c->image);
+    int rc = readback_tower(p, T, vp_siglip_text_defaults, &d->t, &c->t_heads);
+    if (!rc) rc = readback_tower(p, V, vp_siglip_vision_defaults, &d->v, &c->v_heads);
+    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", vp_siglip_text_defaults, d->vocab);
+    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", vp_siglip_text_defaults, d->ctx);
+    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", vp_siglip_vision_defaults, d->patch);
+    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", vp_siglip_vision_defaults, d->channels);
+    if (!rc) rc = vp_cfg_get(p, V, "image_size", vp_siglip_vision_defaults, &c->image);
     if (rc) return rc;
     if (c->image < 1 || c->image / d->patch != d->grid)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "vision_config.image_size = %lld gives a %lldx%lld patch grid, but "
@@ -514,8 +497,8 @@ static int siglip_build(vp_plan *p)
     if (!rc) rc = preprocessor(p, c.image, tok);
     if (!rc && tok) rc = add_spm(p, d.ctx);
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), siglip_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), siglip_vision_defaults);
+    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_siglip_text_defaults);
+    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_siglip_vision_defaults);
     return VP_OK;
 }
 

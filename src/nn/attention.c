@@ -1,0 +1,70 @@
+/* Multi-head attention and the patch embedding. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* One (batch, head) pair: scores in s [Lq, Lk], then out = softmax(s) v. */
+static void head_attention(float *out, int64_t ldo, const float *q, int64_t ldq,
+                           const float *k, int64_t ldk, const float *v, int64_t ldv,
+                           int64_t Lq, int64_t Lk, int64_t dh, float scale, int causal, float *s)
+{
+    vp_nn_gemm(1, Lq, Lk, dh, scale, q, ldq, k, ldk, 0.0f, s, Lk);
+    for (int64_t i = 0; i < Lq; i++) {
+        float *r = s + i * Lk;
+        int64_t n = causal ? (i + 1 < Lk ? i + 1 : Lk) : Lk;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+        float sum = 0;
+        for (int64_t j = 0; j < n; j++) { r[j] = expf(r[j] - mx); sum += r[j]; }
+        float inv = 1.0f / sum;
+        for (int64_t j = 0; j < n; j++) r[j] *= inv;
+        for (int64_t j = n; j < Lk; j++) r[j] = 0.0f;
+    }
+    vp_nn_gemm(0, Lq, dh, Lk, 1.0f, s, Lk, v, ldv, 0.0f, out, ldo);
+}
+
+void vp_nn_attention(float *out, int64_t ldo,
+                     const float *q, int64_t ldq, const float *k, int64_t ldk,
+                     const float *v, int64_t ldv,
+                     int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t dh,
+                     float scale, int causal, float *s)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            head_attention(out + b * Lq * ldo + h * dh, ldo,
+                           q + b * Lq * ldq + h * dh, ldq,
+                           k + b * Lk * ldk + h * dh, ldk,
+                           v + b * Lk * ldv + h * dh, ldv,
+                           Lq, Lk, dh, scale, causal, s);
+}
+
+size_t vp_nn_attention_scratch(int64_t B, int64_t Lq, int64_t Lk, int64_t H)
+{
+    (void)B; (void)H;
+    return (size_t)Lq * (size_t)Lk;
+}
+
+size_t vp_nn_patch_embed_scratch(int64_t C, int64_t H, int64_t W, int64_t p)
+{
+    return (size_t)(H / p) * (size_t)(W / p) * (size_t)(C * p * p);
+}
+
+void vp_nn_patch_embed(float *out, int64_t ldo, const float *pix, int64_t B, int64_t C,
+                       int64_t H, int64_t W, const float *weight, const float *bias,
+                       int64_t p, int64_t D, float *cols)
+{
+    int64_t gh = H / p, gw = W / p, np = gh * gw, kk = C * p * p;
+    vp_nn_w w = {VP_F32, weight, D, kk, kk};
+    for (int64_t b = 0; b < B; b++) {
+        const float *img = pix + b * C * H * W;
+        for (int64_t gy = 0; gy < gh; gy++)
+            for (int64_t gx = 0; gx < gw; gx++) {
+                float *col = cols + (gy * gw + gx) * kk;
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t y = 0; y < p; y++)
+                        memcpy(col + (c * p + y) * p, img + (c * H + gy * p + y) * W + gx * p, (size_t)p * sizeof *col);
+            }
+        vp_nn_linear(out + b * np * ldo, ldo, cols, kk, np, &w, bias, 0);
+    }
+}
