@@ -11,6 +11,22 @@
 int cmd_inspect(int argc, char **argv);   /* tools/cmd_inspect.c */
 int cmd_convert(int argc, char **argv);   /* tools/cmd_convert.c */
 
+int cmd_run(int argc, char **argv);       /* tools/cmd_run.c */
+
+/* An array read from a file (tools/cli_arrays.c). */
+#include "vitport/vitport.h"
+typedef struct vp_cli_array {
+    void *data;
+    vp_dtype dtype;
+    int ndim;
+    int64_t shape[VP_MAX_DIMS];
+} vp_cli_array;
+/* The array `name` of an .npz / safetensors / torch file, or the only array
+ * of a file holding one (.npy), read as dtype (VP_F32 or VP_I64). */
+int vp_cli_load_array(const char *path, const char *name, vp_dtype dtype, vp_cli_array *out,
+                      char *err, size_t errlen);
+void vp_cli_array_free(vp_cli_array *a);
+
 /* Human-readable byte count ("1.5 GB") into buf. */
 const char *vp_cli_bytes(double n, char *buf, unsigned len);
 

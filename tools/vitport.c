@@ -8,6 +8,7 @@
 static const struct { const char *name; int (*fn)(int, char **); const char *summary; } COMMANDS[] = {
     {"inspect", cmd_inspect, "show the format, structure and tensors of a checkpoint"},
     {"convert", cmd_convert, "convert a checkpoint to the Hugging Face layout"},
+    {"run", cmd_run, "run a Hugging Face model directory on input arrays"},
 };
 
 static void usage(FILE *f)

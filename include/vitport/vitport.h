@@ -247,4 +247,6 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #ifdef __cplusplus
 }
 #endif
+
+#include "vitport/engine.h"
 #endif /* VITPORT_H */
