@@ -247,4 +247,5 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #ifdef __cplusplus
 }
 #endif
+#include "vitport/text.h"
 #endif /* VITPORT_H */
