@@ -10,10 +10,11 @@
  *     Rust's char::to_lowercase);
  *  3. pre-tokenizer: Split(CLIP's pattern, Removed, invert) — the matches are
  *     the words, what lies between them (whitespace) is dropped — then
- *     ByteLevel, whose own GPT-2 split cannot cut a CLIP word further (a word
- *     is one letter run, one digit, one run of other characters or a
- *     contraction, and GPT-2's pattern keeps each whole), so only its
- *     byte-to-unicode mapping is done here;
+ *     ByteLevel, whose own GPT-2 split cuts a CLIP word further only when it
+ *     is one of the pattern's literal <|startoftext|> / <|endoftext|> (a
+ *     word is otherwise one letter run, one digit, one run of other
+ *     characters or a contraction, which GPT-2's pattern keeps whole), so
+ *     that cut and the byte-to-unicode mapping are done here;
  *  4. BPE with end_of_word_suffix "</w>" on the word's last byte, the
  *     merges applied lowest rank first, leftmost first among equal ranks
  *     (Word::merge_all), unknown symbols as the unk token (not fused).
@@ -615,7 +616,17 @@ static int pretokenize(vp_clip *c, const char *s, size_t n, size_t enough, vp_id
         if (r < 0) return VP_ERR_LIMIT;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         if (ov[1] <= ov[0]) return VP_ERR_FORMAT;    /* no alternative matches empty */
-        int rc = bpe_word(c, (const uint8_t *)s + ov[0], ov[1] - ov[0], out);
+        const uint8_t *w = (const uint8_t *)s + ov[0];
+        size_t wn = ov[1] - ov[0];
+        int rc;
+        if ((wn == 15 && !memcmp(w, "<|startoftext|>", 15)) || (wn == 13 && !memcmp(w, "<|endoftext|>", 13))) {
+            /* the pattern's first two alternatives: ByteLevel's GPT-2 split
+             * does cut these, into "<|", the letters, "|>" */
+            if (!(rc = bpe_word(c, w, 2, out)) && !(rc = bpe_word(c, w + 2, wn - 4, out)))
+                rc = bpe_word(c, w + wn - 2, 2, out);
+        } else {
+            rc = bpe_word(c, w, wn, out);
+        }
         if (rc) return rc;
         at = ov[1];
     }

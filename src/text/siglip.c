@@ -189,7 +189,10 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
                 config_token(s, cfg, stmap, "unk_token", "<unk>", &unk) ||
                 config_token(s, cfg, stmap, "pad_token", "</s>", &pad)))
         rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
-    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
+    /* transformers 4 saves additional_special_tokens, 5 extra_special_tokens */
+    const cJSON *extra4 = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
+    const cJSON *extra5 = cJSON_GetObjectItemCaseSensitive(cfg, "extra_special_tokens");
+    const cJSON *extra = cJSON_IsArray(extra4) && extra4->child ? extra4 : extra5;
     for (const cJSON *e = cJSON_IsArray(extra) ? extra->child : NULL; e && !rc; e = e->next) {
         const char *t = cJSON_IsString(e) ? e->valuestring : NULL;
         int strip = 0;
