@@ -239,7 +239,7 @@ int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t 
             content = t->tmp.n > L - 2 ? L - 2 : t->tmp.n;
             if (truncated) truncated[i] = t->tmp.n > L - 2;
             row[k++] = vp__clip_bos(t->clip);
-            memcpy(row + k, t->tmp.v, content * sizeof *row);
+            if (content) memcpy(row + k, t->tmp.v, content * sizeof *row);
             k += content;
             row[k++] = vp__clip_eos(t->clip);
         } else {
@@ -249,7 +249,7 @@ int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t 
             if (rc) return set_err(t, rc, "text %zu: %s", i, err);
             content = t->tmp.n > L - 1 ? L - 1 : t->tmp.n;
             if (truncated) truncated[i] = t->tmp.n > L - 1;
-            memcpy(row, t->tmp.v, content * sizeof *row);
+            if (content) memcpy(row, t->tmp.v, content * sizeof *row);
             k = content;
             int64_t eos = vp__siglip_eos(t->siglip);
             if (!k || row[k - 1] != eos) row[k++] = eos;
