@@ -187,6 +187,7 @@ void vp_bpe_vocab_free(vp_bpe_vocab *v)
     vp__free(v->joined);
     vp__free(v->left);
     vp__free(v->right);
+    memset(v, 0, sizeof *v);
 }
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
