@@ -133,6 +133,20 @@ static void test_length(void)
     int64_t bos = ids[0], eos = ids[3];
     CHECK(ids[4] == bos && ids[5] == eos && mask[5] == 1 && mask[6] == 0 && ids[6] == vp_tokenizer_pad_id(tok));
     CHECK(vp_tokenizer_vocab_size(tok) == 1514);
+    /* the longest text: one word of 1 MiB is tokenized (and truncated), a
+     * byte more is refused */
+    size_t big = (size_t)1 << 20;
+    char *w = malloc(big + 2);
+    memset(w, 'q', big + 1);
+    w[big + 1] = 0;
+    const char *tw[1] = { w };
+    size_t lw = big;
+    CHECK_EQ_INT(vp_tokenizer_encode(tok, tw, &lw, 1, ids, mask, tr), VP_OK);
+    CHECK(tr[0] == 1 && mask[3] == 1);
+    lw = big + 1;
+    CHECK_EQ_INT(vp_tokenizer_encode(tok, tw, &lw, 1, ids, mask, tr), VP_ERR_LIMIT);
+    CHECKF(tu_has(vp_tokenizer_errmsg(tok), "1 MiB"), "%s", vp_tokenizer_errmsg(tok));
+    free(w);
     vp_tokenizer_close(tok);
 
     CHECK_EQ_INT(vp_tokenizer_open(&tok, fx("siglip_nobf")), VP_OK);

@@ -15,6 +15,7 @@
  *
  * Every text is truncated and padded to the padding length L as
  * `tokenizer(texts, padding="max_length", truncation=True)` does.
+ * A handle keeps scratch buffers: one thread at a time per handle.
  */
 #ifndef VITPORT_TEXT_H
 #define VITPORT_TEXT_H
@@ -75,8 +76,8 @@ VP_API int64_t vp_tokenizer_vocab_size(const vp_tokenizer *tok);
  * padding: the attention_mask the processors return), and truncated[n]
  * when not NULL (1 where the text had more tokens than fit in L; the
  * callers warn). A text that is not valid UTF-8 (as Python's strict decode
- * requires) is refused with VP_ERR_ARG naming it and the byte offset;
- * nothing is written in that case.
+ * requires) is refused with VP_ERR_ARG naming it and the byte offset, a
+ * text over 1 MiB with VP_ERR_LIMIT; nothing is written in either case.
  */
 VP_API int vp_tokenizer_encode(vp_tokenizer *tok, const char *const *texts, const size_t *lens, size_t n,
                                int64_t *ids, int64_t *mask, int *truncated);

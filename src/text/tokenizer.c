@@ -217,7 +217,7 @@ int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t 
         if (!texts[i]) return set_err(t, VP_ERR_ARG, "text %zu is NULL", i);
         size_t len = lens ? lens[i] : strlen(texts[i]);
         if (len > VP_TEXT_MAX_BYTES)
-            return set_err(t, VP_ERR_LIMIT, "text %zu: %zu bytes, more than the %u MB limit", i, len,
+            return set_err(t, VP_ERR_LIMIT, "text %zu: %zu bytes, more than the %u MiB limit", i, len,
                            VP_TEXT_MAX_BYTES >> 20);
         size_t bad = vp_text_utf8_check((const uint8_t *)texts[i], len);
         if (bad < len)
