@@ -40,6 +40,7 @@ lib.vp_tokenizer_errmsg.restype = ctypes.c_char_p
 lib.vp_tokenizer_errmsg.argtypes = [P]
 lib.vp_tokenizer_length.restype = ctypes.c_int64
 lib.vp_tokenizer_length.argtypes = [P]
+lib.vp_tokenizer_set_length.argtypes = [P, ctypes.c_int64]
 lib.vp_tokenizer_pad_id.restype = ctypes.c_int64
 lib.vp_tokenizer_pad_id.argtypes = [P]
 lib.vp_tokenizer_encode.argtypes = [P, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t),
@@ -56,6 +57,10 @@ class Tok:
             lib.vp_tokenizer_close(self.h)
             raise RuntimeError(msg)
         self.length = lib.vp_tokenizer_length(self.h)
+
+    def set_length(self, n):
+        assert lib.vp_tokenizer_set_length(self.h, n) == 0
+        self.length = n
 
     def encode_bytes(self, bs):
         L, n = self.length, len(bs)
@@ -106,6 +111,53 @@ def compare(name, vp_path, ref, texts, n_special):
     return bad
 
 
+def exhaustive(name, vp_path, ref, texts, length, skipped):
+    """Every text at a padding length that truncates none: the Unicode
+    tables (NFC, lower case, letter / number / space classes, Final_Sigma)
+    on every code point."""
+    tok = Tok(vp_path)
+    tok.set_length(length)
+    bad = 0
+    for i in range(0, len(texts), 500):
+        batch = texts[i:i + 500]
+        ids, mask, tr = tok.encode(batch)
+        e = ref(batch, padding="max_length", truncation=True, max_length=length)
+        for k, t in enumerate(batch):
+            if tr[k] or ids[k] != e["input_ids"][k]:
+                bad += 1
+                if bad <= 5:
+                    print("  MISMATCH %s %r\n    vitport      %s\n    transformers %s" %
+                          (name, t[:40], ids[k][:30], e["input_ids"][k][:30]))
+    tok.close()
+    print("%-28s %-20s %5d strings (every assigned code point; %d unassigned left out), "
+          "%d mismatches" % (name, type(ref).__name__, len(texts), skipped, bad))
+    return bad
+
+
+def code_points(limit, assigned):
+    """Code points 1..limit-1 (no surrogates) that `assigned` says the
+    reference's Unicode tables and vitport's both know; the rest are counted."""
+    keep = [chr(c) for c in range(1, limit) if not 0xD800 <= c < 0xE000 and assigned(c)]
+    return keep, limit - 1 - 2048 - len(keep)
+
+
+def utf8proc_assigned():
+    """Assigned in utf8proc's Unicode (15.0 in Debian 12's 2.8): the
+    `tokenizers` wheel knows a newer Unicode (16.0), whose additions vitport's
+    tables cannot have."""
+    u = ctypes.CDLL("libutf8proc.so.2")
+    u.utf8proc_category.argtypes = [ctypes.c_int32]
+    u.utf8proc_category.restype = ctypes.c_int
+    return lambda c: u.utf8proc_category(c) != 0   # UTF8PROC_CATEGORY_CN
+
+
+def python_assigned(c):
+    """Assigned in Python's unicodedata (14.0 for Python 3.11), whose tables
+    SiglipTokenizer's str.lower and re use; utf8proc's are newer."""
+    import unicodedata
+    return unicodedata.category(chr(c)) != "Cn"
+
+
 def main():
     texts = gen_text.corpus()
     texts += ["nul\x00inside", "\x00", "a\x00</s>b", "a\x00<|endoftext|>"]
@@ -134,12 +186,21 @@ def main():
             if os.path.exists(os.path.join(js, extra)):
                 os.remove(os.path.join(js, extra))
         bad += compare("clip openai tokenizer.json", js, AutoTokenizer.from_pretrained(js), texts, 2)
+        cps, skipped = code_points(0x110000, utf8proc_assigned())
+        bad += exhaustive("clip openai code points", conv, ref_conv,
+                          [" ".join(cps[i:i + 48]) for i in range(0, len(cps), 48)], 1024, skipped)
 
         for name in ("siglip_bf", "siglip_nobf"):
             d = os.path.join(FIX, "text", name)
             ref = AutoTokenizer.from_pretrained(d)
             assert isinstance(ref, SiglipTokenizer), type(ref)
             bad += compare(name + " (transformers 5)", d, ref, texts, 1)
+            if name == "siglip_nobf":
+                # each BMP character beside capital sigmas, as Final_Sigma sees them
+                cps, skipped = code_points(0x10000, python_assigned)
+                words = ["\u0391\u03a3%s\u03a3 \u0391%s\u03a3 \u03a3%s" % (c, c, c) for c in cps]
+                bad += exhaustive(name + " code points", d, ref,
+                                  [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)], 1024, skipped)
             # the configs vitport's converter writes (as transformers 4 saved them)
             d4 = os.path.join(tmp, name + "_conv")
             os.makedirs(d4)
