@@ -159,7 +159,9 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
     if (!s) { vp__free(data); return fail(err, errlen, VP_ERR_NOMEM, "out of memory"); }
     char why[512];
     int rc = 0;
-    if (vp__spm_load(&s->sp, data, n, why, sizeof why)) rc = fail(err, errlen, VP_ERR_FORMAT, "%s: %s", model, why);
+    if (vp_spm_check((const uint8_t *)data, n, why, sizeof why) ||
+        vp__spm_load(&s->sp, data, n, why, sizeof why))
+        rc = fail(err, errlen, VP_ERR_FORMAT, "%s: not a SentencePiece model: %s", model, why);
     vp__free(data);
     if (rc) { vp__siglip_free(s); return rc; }
     s->vocab_size = vp__spm_size(s->sp);

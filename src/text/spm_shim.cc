@@ -30,7 +30,7 @@ extern "C" int vp__spm_load(vp_spm **out, const void *data, size_t n, char *err,
         sentencepiece::util::Status st =
             m->sp.LoadFromSerializedProto(absl::string_view(static_cast<const char *>(data), n));
         if (!st.ok()) {
-            set_err(err, errlen, "not a SentencePiece model", st.ToString());
+            set_err(err, errlen, "libsentencepiece", st.ToString());
             delete m;
             return -1;
         }

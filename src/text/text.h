@@ -82,6 +82,11 @@ void vp_text_byte_symbols(char sym[256][3], uint8_t byte_of[256]);
  * (at most VP_BPE_MAX_BYTES). NULL with err set. */
 char *vp_text_read(const char *path, size_t *len, char *err, size_t errlen);
 
+/* The structural check of a SentencePiece model that vp_spm_tokenizer_files
+ * makes (a ModelProto with pieces and a trainer_spec): 0, or -1 with why
+ * set. The tokenizer runs it before handing the bytes to libsentencepiece. */
+int vp_spm_check(const uint8_t *data, size_t len, char *why, size_t whylen);
+
 /* ---- shared by both builders (text_common.c) ------------------------------ */
 struct vp_buf;
 
