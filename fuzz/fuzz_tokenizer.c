@@ -16,7 +16,7 @@
 #include "fuzz_memfd.h"
 #include "text/text.h"
 
-#define FZ_MAX_TEXT 65536
+#define FZ_MAX_TEXT 16384
 #define FZ_MAX_TEXTS 16
 
 static void check_msg(const vp_tokenizer *t)
