@@ -176,6 +176,16 @@ def main():
         ref_conv = AutoTokenizer.from_pretrained(conv)
         assert isinstance(ref_conv, CLIPTokenizer)
         bad += compare("clip openai converter dir", conv, ref_conv, texts, 2)
+        # added tokens with lstrip / rstrip (whitespace beside them taken in), raw and normalized
+        for norm in (False, True):
+            strip = os.path.join(tmp, "clip_strip%d" % norm)
+            gen_text.write_clip_dir(strip, vocab, merges)
+            cfg = gen_text.converter_config(len(vocab))
+            for t in cfg["added_tokens_decoder"].values():
+                t.update(lstrip=True, rstrip=True, normalized=norm)
+            with open(os.path.join(strip, "tokenizer_config.json"), "w") as f:
+                json.dump(cfg, f)
+            bad += compare("clip openai strip norm=%d" % norm, strip, AutoTokenizer.from_pretrained(strip), texts, 2)
         bad += compare("clip openai bare dir", bare, AutoTokenizer.from_pretrained(bare), texts, 2)
         ref_gz = CLIPTokenizer(vocab=os.path.join(bare, "vocab.json"), merges=os.path.join(bare, "merges.txt"),
                                model_max_length=77)

@@ -648,30 +648,11 @@ static long find_added(const vp_clip *c, int normalized, const char *s, size_t f
         }
         if (best < 0) continue;
         size_t lo = i, hi = i + c->added[best].len;
-        vp_cps one = { 0 };
-        if (c->added[best].lstrip) {
-            while (lo > from) {
-                size_t q = lo - 1;
-                while (q > from && ((uint8_t)s[q] & 0xc0) == 0x80) q--;
-                vp__utf8_to_cps((const uint8_t *)s + q, lo - q, &one);
-                int ws = one.n == 1 && vp__is_space_onig(one.v[0]);
-                one.n = 0;
-                if (!ws) break;
-                lo = q;
-            }
-        }
-        if (c->added[best].rstrip) {
-            while (hi < n) {
-                size_t q = hi + 1;
-                while (q < n && ((uint8_t)s[q] & 0xc0) == 0x80) q++;
-                vp__utf8_to_cps((const uint8_t *)s + hi, q - hi, &one);
-                int ws = one.n == 1 && vp__is_space_onig(one.v[0]);
-                one.n = 0;
-                if (!ws) break;
-                hi = q;
-            }
-        }
-        vp__cps_free(&one);
+        size_t k;
+        if (c->added[best].lstrip)
+            while (lo > from && (k = vp__space_at(s + from, lo - from, 1, 0))) lo -= k;
+        if (c->added[best].rstrip)
+            while (hi < n && (k = vp__space_at(s + hi, n - hi, 0, 0))) hi += k;
         *b = lo;
         *e = hi;
         return best;

@@ -275,26 +275,6 @@ static int tokenize_piece(vp_siglip *s, const char *p, size_t n, vp_ids *out, he
     return 0;
 }
 
-/* Python's str.isspace() on the character that starts / ends at p. */
-static size_t space_len_fwd(const char *p, size_t n)
-{
-    size_t k = 1;
-    while (k < n && ((uint8_t)p[k] & 0xc0) == 0x80) k++;
-    vp_cps one = { 0 };
-    int32_t buf[4];
-    one.v = buf;
-    one.cap = 4;
-    vp__utf8_to_cps((const uint8_t *)p, k, &one);
-    return one.n == 1 && vp__is_space_py(one.v[0]) ? k : 0;
-}
-
-static size_t space_len_back(const char *p, size_t n)
-{
-    size_t k = 1;
-    while (k < n && ((uint8_t)p[n - k] & 0xc0) == 0x80) k++;
-    return space_len_fwd(p + n - k, k) == k ? k : 0;
-}
-
 typedef struct seg { size_t b, e; } seg;
 
 int vp__siglip_encode(vp_siglip *s, const char *text, size_t n, vp_ids *out, char *err, size_t errlen)
@@ -348,12 +328,12 @@ int vp__siglip_encode(vp_siglip *s, const char *text, size_t n, vp_ids *out, cha
         if (a->rstrip && i + 1 < nseg) {
             seg *r = &segs[i + 1];
             size_t k;
-            while (r->e > r->b && (k = space_len_fwd(T + r->b, r->e - r->b))) r->b += k;
+            while (r->e > r->b && (k = vp__space_at(T + r->b, r->e - r->b, 0, 1))) r->b += k;
         }
         if (a->lstrip && i > 0) {
             seg *l = &segs[i - 1];
             size_t k;
-            while (l->e > l->b && (k = space_len_back(T + l->b, l->e - l->b))) l->e -= k;
+            while (l->e > l->b && (k = vp__space_at(T + l->b, l->e - l->b, 1, 1))) l->e -= k;
         }
     }
     /* the pieces to ids; a first "▁" before a special token goes */

@@ -42,6 +42,10 @@ void vp__cps_to_utf8(const int32_t *c, size_t n, struct vp_buf *b);
 int vp__is_space_onig(int32_t c);
 /* Python's str.isspace() (re's \s, str.strip()): White_Space and U+001C..U+001F. */
 int vp__is_space_py(int32_t c);
+/* The byte length of the whitespace character (Python's set when python,
+ * else Oniguruma's) that starts (back = 0) or ends (back = 1) valid UTF-8
+ * s[0, n), or 0 when that character is not whitespace. */
+size_t vp__space_at(const char *s, size_t n, int back, int python);
 /* out = the NFC of valid UTF-8 s (utf8proc). 0, or -1 out of memory. */
 int vp__nfc(const uint8_t *s, size_t n, vp_cps *out);
 /* Lower case, in place into out (cleared first). rust: as Rust's

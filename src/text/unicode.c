@@ -70,6 +70,20 @@ int vp__is_space_onig(int32_t c)
 
 int vp__is_space_py(int32_t c) { return vp__is_space_onig(c) || (c >= 0x1c && c <= 0x1f); }
 
+size_t vp__space_at(const char *s, size_t n, int back, int python)
+{
+    if (!n) return 0;
+    size_t k = 1;
+    if (back) while (k < n && ((uint8_t)s[n - k] & 0xc0) == 0x80) k++;
+    else while (k < n && ((uint8_t)s[k] & 0xc0) == 0x80) k++;
+    const uint8_t *c = (const uint8_t *)s + (back ? n - k : 0);
+    int32_t buf[4];
+    vp_cps one = { buf, 0, 4, 0 };
+    vp__utf8_to_cps(c, k, &one);
+    if (one.n != 1) return 0;
+    return (python ? vp__is_space_py(one.v[0]) : vp__is_space_onig(one.v[0])) ? k : 0;
+}
+
 int vp__nfc(const uint8_t *s, size_t n, vp_cps *out)
 {
     out->n = 0;
