@@ -16,7 +16,7 @@ targets=()
 for f in "$root"/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
 
 mkdir -p "$build"
-CC=clang cmake -S "$root" -B "$build" -DVP_FUZZ=ON -DVP_BUILD_TESTS=OFF >"$build/configure.log" 2>&1 \
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DVP_FUZZ=ON -DVP_BUILD_TESTS=OFF >"$build/configure.log" 2>&1 \
   || { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j2 --target "${targets[@]}" >"$build/build.log" 2>&1 \
   || { tail -40 "$build/build.log"; exit 1; }
@@ -43,6 +43,8 @@ wants() {   # wants TARGET KIND PATH: does this file seed this target?
         */model.pth|*/model.pt|*/model.npz|*/seed-hand/convert-*) return 0 ;;
         *) return 1 ;;
       esac ;;
+    fuzz_tokenizer)   # the tokenizer fixtures (files, and expected.json's texts)
+      case $3 in */fixtures/text/*|*/seed-hand/tok-*) return 0 ;; *) return 1 ;; esac ;;
     fuzz_zip) [ "$2" = zip ] ;;
     fuzz_npy) [ "$2" = npy ] ;;
     fuzz_safetensors) [ "$2" = safetensors ] ;;
@@ -89,6 +91,9 @@ for s in vit:08:01 deit:10:01 dino:98:01 clip:60:01 clipbufs:e0:01 siglip:68:00 
   IFS=: read -r n fam w <<<"$s"
   { printf "S\\x$fam\\0\\0\\0\\x$w"; head -c 18 /dev/zero; } >"$hand/convert-$n"
 done
+# fuzz_tokenizer's directory mode: vocab.json, merges.txt, tokenizer_config.json
+printf 'DIR\n{"a":0,"b</w>":1,"ab</w>":2,"<|startoftext|>":3,"<|endoftext|>":4}\n----\n#version: 0.2\na b</w>\n----\n{"model_max_length":5}' >"$hand/tok-dir"
+printf 'a photo of a cat\n<|endoftext|> </s>\nH\xc3\xa9llo \xe6\x97\xa5\n\xff' >"$hand/tok-texts"
 for f in "$hand"/*; do seeds+=("$f"); done
 
 status=0

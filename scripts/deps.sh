@@ -16,12 +16,12 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 if [ $DEV = 1 ]; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers, PIL, tokenizers, sentencepiece, skimage, importlib.util as u; assert u.find_spec('open_clip')" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, numpy, safetensors, transformers, PIL, tokenizers, sentencepiece, google.protobuf, skimage, importlib.util as u; assert u.find_spec('open_clip')" 2>/dev/null; then
     echo "creating .venv (torch 2.13.0 CPU, numpy, safetensors, transformers, Pillow, tokenizers, sentencepiece, scikit-image, open_clip_torch)"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
     # Pinned: an unpinned torch pulls a CUDA build of several GB.
-    .venv/bin/pip install -q torch==2.13.0 numpy safetensors transformers pillow==13.0.0 tokenizers sentencepiece scikit-image
+    .venv/bin/pip install -q torch==2.13.0 numpy safetensors transformers pillow==13.0.0 tokenizers sentencepiece protobuf scikit-image
     # Only for its data (OpenAI's BPE vocabulary): its dependencies would pull
     # a torchvision that does not import beside torch 2.13.
     .venv/bin/pip install -q --no-deps open_clip_torch

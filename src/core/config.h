@@ -41,4 +41,9 @@
 /* Buffer for plain byte copies (read + write): small enough to stay in cache. */
 #define VP_COPY_CHUNK (1u << 20)
 
+/* Tokenizers: the longest text (bytes; a 1 MiB word needs about 50 MB of BPE
+ * scratch) and the largest padding length. */
+#define VP_TEXT_MAX_BYTES (1u << 20)
+#define VP_TEXT_MAX_LENGTH (1 << 20)
+
 #endif

@@ -20,8 +20,7 @@
 
 /* ---- reading the file ---------------------------------------------------- */
 
-/* The whole text, inflated when gzipped; NUL-terminated, vp__malloc'ed. */
-static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
+char *vp_text_read(const char *path, size_t *len, char *err, size_t errlen)
 {
     vp_map m;
     char merr[256];
@@ -44,7 +43,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
         while (out && rc != Z_STREAM_END) {
             if (n == cap) {
                 if (cap >= VP_BPE_MAX_BYTES) {
-                    vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
+                    vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a tokenizer file", path,
                                  VP_BPE_MAX_BYTES >> 20);
                     vp__free(out);
                     out = NULL;
@@ -76,7 +75,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
         else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
     } else {
         if (m.size > VP_BPE_MAX_BYTES) {
-            vp_text_fail(err, errlen, "%s: %llu bytes, too large for a BPE merges file", path,
+            vp_text_fail(err, errlen, "%s: %llu bytes, too large for a tokenizer file", path,
                          (unsigned long long)m.size);
             goto done;
         }
@@ -123,10 +122,7 @@ static int tokset_has(const tokset *t, const char **toks, const char *s)
     return 0;
 }
 
-/* OpenAI's bytes_to_unicode(): the printable Latin-1 bytes stand for
- * themselves, the other bytes map to U+0100.. in byte order. sym[i] is the
- * i-th symbol in the table's order (printable ones first). */
-static void byte_symbols(char sym[256][3])
+void vp_text_byte_symbols(char sym[256][3], uint8_t byte_of[256])
 {
     int order[256], n = 0, is_print[256] = { 0 };
     for (int b = '!'; b <= '~'; b++) is_print[b] = 1;
@@ -139,6 +135,7 @@ static void byte_symbols(char sym[256][3])
         if (!is_print[b]) { order[n++] = b; cp[b] = 256 + extra++; }
     for (int i = 0; i < 256; i++) {
         int c = cp[order[i]];
+        if (byte_of) byte_of[i] = (uint8_t)order[i];
         if (c < 0x80) { sym[i][0] = (char)c; sym[i][1] = 0; }
         else { sym[i][0] = (char)(0xc0 | (c >> 6)); sym[i][1] = (char)(0x80 | (c & 0x3f)); sym[i][2] = 0; }
     }
@@ -183,29 +180,23 @@ static void special_tokens_map(vp_buf *b)
     vp_text_special_tokens_map(b, tokens, 4, &clip_style);
 }
 
-/* Split the merge lines into tokens and build the vocabulary list. */
-typedef struct bpe_vocab {
-    char *text;                      /* the file, its merge lines cut into tokens in place */
-    const char **tok;                /* vocabulary, in id order */
-    char *joined;                    /* storage of merged tokens and byte symbols */
-    const char **left, **right;      /* merges */
-    size_t ntok, nmerges;
-} bpe_vocab;
-
-static void bpe_vocab_free(bpe_vocab *v)
+void vp_bpe_vocab_free(vp_bpe_vocab *v)
 {
     vp__free(v->text);
     vp__free(v->tok);
     vp__free(v->joined);
     vp__free(v->left);
     vp__free(v->right);
+    memset(v, 0, sizeof *v);
 }
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
-static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t vocab_size, char *err, size_t errlen)
+/* Split the merge lines into tokens and build the vocabulary list. */
+static int build_vocab(vp_bpe_vocab *v, const char *path, size_t textlen, int64_t vocab_size, char *err, size_t errlen)
 {
-    if (vocab_size < BPE_BYTE_TOKENS + BPE_SPECIALS)
+    if (vocab_size <= 0) vocab_size = BPE_BYTE_TOKENS + BPE_SPECIALS + VP_BPE_OPENAI_MERGES;   /* at most */
+    else if (vocab_size < BPE_BYTE_TOKENS + BPE_SPECIALS)
         return vp_text_fail(err, errlen, "%s: the model's vocabulary has %lld tokens, fewer than the %d a "
                             "byte-level BPE vocabulary starts with", path, (long long)vocab_size,
                             BPE_BYTE_TOKENS + BPE_SPECIALS);
@@ -219,6 +210,10 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     for (char *q = line; q < end && avail < nm; avail++) {
         char *nl = memchr(q, '\n', (size_t)(end - q));
         q = nl ? nl + 1 : end;
+    }
+    if (avail < nm && v->as_openai) {
+        nm = avail;                  /* SimpleTokenizer takes what there is */
+        vocab_size = BPE_BYTE_TOKENS + BPE_SPECIALS + (int64_t)nm;
     }
     if (avail < nm)
         return vp_text_fail(err, errlen, "%s: %zu merge lines, but the model's vocabulary of %lld tokens needs %zu "
@@ -261,7 +256,7 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     }
 
     char sym[256][3];
-    byte_symbols(sym);
+    vp_text_byte_symbols(sym, NULL);
     char *w = v->joined;
     size_t id = 0;
     for (int i = 0; i < 256; i++) { v->tok[id++] = w; w += sprintf(w, "%s", sym[i]) + 1; }
@@ -302,17 +297,29 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     return rc;
 }
 
+int vp_bpe_vocab_read(vp_bpe_vocab *v, const char *path, char *err, size_t errlen)
+{
+    memset(v, 0, sizeof *v);
+    if (errlen) err[0] = 0;
+    size_t textlen = 0;
+    v->text = vp_text_read(path, &textlen, err, errlen);
+    if (!v->text) return -1;
+    v->as_openai = 1;
+    if (build_vocab(v, path, textlen, 0, err, errlen)) { vp_bpe_vocab_free(v); return -1; }
+    return 0;
+}
+
 int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_max_length,
                            const char *processor_class, vp_text_file out[4], char *err, size_t errlen)
 {
     memset(out, 0, 4 * sizeof *out);
     if (errlen) err[0] = 0;
-    bpe_vocab v;
+    vp_bpe_vocab v;
     memset(&v, 0, sizeof v);
     size_t textlen = 0;
-    v.text = read_text(path, &textlen, err, errlen);
+    v.text = vp_text_read(path, &textlen, err, errlen);
     if (!v.text) return -1;
-    if (build_vocab(&v, path, textlen, vocab_size, err, errlen)) { bpe_vocab_free(&v); return -1; }
+    if (build_vocab(&v, path, textlen, vocab_size, err, errlen)) { vp_bpe_vocab_free(&v); return -1; }
 
     /* vocab.json: json.dumps(encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n".
      * Python sorts by code point, which is the byte order of UTF-8. */
@@ -347,6 +354,6 @@ oom:
     vp_text_files_free(out, 4);
 done:
     vp__free(order);
-    bpe_vocab_free(&v);
+    vp_bpe_vocab_free(&v);
     return rc;
 }

@@ -109,6 +109,12 @@ static int spm_scan(const uint8_t *data, size_t len, spm_info *info, char *why, 
     return 0;
 }
 
+int vp_spm_check(const uint8_t *data, size_t len, char *why, size_t whylen)
+{
+    spm_info info;
+    return spm_scan(data, len, &info, why, whylen);
+}
+
 /* SiglipTokenizer's special tokens: AddedToken(lstrip=True, rstrip=True, normalized=False). */
 static const vp_text_style siglip_style = { 1, 0 };
 

@@ -54,6 +54,39 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
 int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
                            vp_text_file out[3], char *err, size_t errlen);
 
+/* OpenAI's vocabulary from its merges file, as SimpleTokenizer builds it
+ * (read by vp_bpe_tokenizer_files and the CLIP tokenizer). */
+#define VP_BPE_OPENAI_MERGES 48894   /* SimpleTokenizer: merges[1:49152-256-2+1] */
+typedef struct vp_bpe_vocab {
+    char *text;                      /* the file, its merge lines cut into tokens in place */
+    const char **tok;                /* vocabulary, in id order */
+    char *joined;                    /* storage of merged tokens and byte symbols */
+    const char **left, **right;      /* merges */
+    size_t ntok, nmerges;
+    int as_openai;                   /* fewer merge lines than 48894: take them all */
+} vp_bpe_vocab;
+
+/* The vocabulary SimpleTokenizer builds: the first 48894 merges (all of them
+ * when the file has fewer), 512 byte tokens, 2 special tokens. 0, or -1
+ * with err set; free with vp_bpe_vocab_free either way. */
+int vp_bpe_vocab_read(vp_bpe_vocab *v, const char *path, char *err, size_t errlen);
+void vp_bpe_vocab_free(vp_bpe_vocab *v);
+
+/* OpenAI's bytes_to_unicode(): the printable Latin-1 bytes stand for
+ * themselves, the other bytes map to U+0100.. in byte order. sym[i] is the
+ * i-th symbol in the table's order (printable ones first), UTF-8, and
+ * byte_of[i] (may be NULL) the byte it stands for. */
+void vp_text_byte_symbols(char sym[256][3], uint8_t byte_of[256]);
+
+/* The whole file, inflated when gzipped; NUL-terminated, vp__malloc'ed
+ * (at most VP_BPE_MAX_BYTES). NULL with err set. */
+char *vp_text_read(const char *path, size_t *len, char *err, size_t errlen);
+
+/* The structural check of a SentencePiece model that vp_spm_tokenizer_files
+ * makes (a ModelProto with pieces and a trainer_spec): 0, or -1 with why
+ * set. The tokenizer runs it before handing the bytes to libsentencepiece. */
+int vp_spm_check(const uint8_t *data, size_t len, char *why, size_t whylen);
+
 /* ---- shared by both builders (text_common.c) ------------------------------ */
 struct vp_buf;
 
@@ -63,6 +96,8 @@ int vp_text_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((
 /* Well-formed UTF-8 as Python's strict decode requires: no overlong forms,
  * nothing past U+10FFFF, no surrogates. NUL bytes are valid UTF-8. */
 int vp_text_utf8_ok(const uint8_t *s, size_t n);
+/* The same check: the offset of the first character that breaks it, or n. */
+size_t vp_text_utf8_check(const uint8_t *s, size_t n);
 
 /* Hand b's contents to f as the file `name` and clear b; 0, or -1 (b freed)
  * when b ran out of memory. */

@@ -21,7 +21,9 @@ int vp_text_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-int vp_text_utf8_ok(const uint8_t *s, size_t n)
+int vp_text_utf8_ok(const uint8_t *s, size_t n) { return vp_text_utf8_check(s, n) == n; }
+
+size_t vp_text_utf8_check(const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
@@ -31,16 +33,16 @@ int vp_text_utf8_ok(const uint8_t *s, size_t n)
         if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
         else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
         else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
-        else return 0;
+        else return i;
         for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return 0;
+            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return i;
             c = (c << 6) | (s[i + j] & 0x3f);
         }
         /* overlong forms, past U+10FFFF, and surrogates are refused as Python does */
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return i;
         i += k + 1;
     }
-    return 1;
+    return n;
 }
 
 void vp_text_files_free(vp_text_file *files, int n)
