@@ -248,3 +248,4 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 }
 #endif
 #endif /* VITPORT_H */
+#include "image.h"

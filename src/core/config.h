@@ -41,4 +41,15 @@
 /* Buffer for plain byte copies (read + write): small enough to stay in cache. */
 #define VP_COPY_CHUNK (1u << 20)
 
+/* Images: the most pixels (width * height) a decoded image may have. Pillow
+ * refuses images above twice its MAX_IMAGE_PIXELS (89478485) as
+ * decompression bombs; so do we, before allocating any pixel. */
+#define VP_IMAGE_MAX_PIXELS 178956970ull
+/* Images: the longest side, and the largest file read into memory. */
+#define VP_IMAGE_MAX_SIDE 65535
+#define VP_IMAGE_MAX_FILE (1ull << 30)
+/* Image processors: the largest resize or crop size a config may ask for. */
+#define VP_PREPROC_MAX_SIDE 16384
+/* Image processors: the largest preprocessor_config.json read. */
+#define VP_PREPROC_MAX_JSON (1u << 20)
 #endif
