@@ -43,6 +43,7 @@ wants() {   # wants TARGET KIND PATH: does this file seed this target?
         */model.pth|*/model.pt|*/model.npz|*/seed-hand/convert-*) return 0 ;;
         *) return 1 ;;
       esac ;;
+    fuzz_image) case $3 in */fixtures/image/files/*|*/fixtures/image/bad/*) return 0 ;; *) return 1 ;; esac ;;
     fuzz_zip) [ "$2" = zip ] ;;
     fuzz_npy) [ "$2" = npy ] ;;
     fuzz_safetensors) [ "$2" = safetensors ] ;;

@@ -64,7 +64,7 @@ typedef struct {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
-    int truncated;
+    int truncated, limit;
 } jerr_t;
 
 static void j_error_exit(j_common_ptr c)
@@ -87,6 +87,18 @@ static void j_emit(j_common_ptr c, int level)
 
 static void j_output(j_common_ptr c) { (void)c; }
 
+/* Bound the work of progressive files: refuse too many scans. */
+static void j_progress(j_common_ptr c)
+{
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    if (d->input_scan_number > VP_JPEG_MAX_SCANS) {
+        jerr_t *e = (jerr_t *)c->err;
+        snprintf(e->msg, sizeof e->msg, "more than %d scans (VP_JPEG_MAX_SCANS)", VP_JPEG_MAX_SCANS);
+        e->limit = 1;
+        longjmp(e->jb, 1);
+    }
+}
+
 int vp__decode_jpeg(vp_image *img, const uint8_t *data, size_t n)
 {
     struct jpeg_decompress_struct ci;
@@ -102,10 +114,13 @@ int vp__decode_jpeg(vp_image *img, const uint8_t *data, size_t n)
     img->format = "jpeg";
     if (setjmp(je.jb)) {
         if (je.truncated) rc = vp__img_err(img, VP_ERR_FORMAT, "truncated JPEG: image data ends early");
+        else if (je.limit) rc = vp__img_err(img, VP_ERR_LIMIT, "JPEG with %s", je.msg);
         else rc = vp__img_err(img, VP_ERR_FORMAT, "bad JPEG: %s", je.msg);
         goto done;
     }
     jpeg_create_decompress(&ci);
+    struct jpeg_progress_mgr prog = { .progress_monitor = j_progress };
+    ci.progress = &prog;
     jpeg_mem_src(&ci, data, (unsigned long)n);
     jpeg_read_header(&ci, TRUE);
     /* Bound libjpeg's own working memory too (progressive coefficients). */
