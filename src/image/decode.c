@@ -52,8 +52,8 @@ static int alloc_planes(vp_image *img, int w, int h, int alpha)
     img->w = w;
     img->h = h;
     img->rgb = vp__malloc(n * 3);
-    if (alpha) img->rgba = vp__malloc(n * 4);
-    if (!img->rgb || (alpha && !img->rgba)) return vp__img_err(img, VP_ERR_NOMEM, "out of memory for %dx%d pixels", w, h);
+    if (alpha) img->white = vp__malloc(n * 3);
+    if (!img->rgb || (alpha && !img->white)) return vp__img_err(img, VP_ERR_NOMEM, "out of memory for %dx%d pixels", w, h);
     return VP_OK;
 }
 
@@ -314,7 +314,7 @@ int vp__decode_png(vp_image *img, const uint8_t *data, size_t n)
     for (png_uint_32 y = 0; y < h; y++) {
         const uint8_t *r = rows[y];
         uint8_t *o = img->rgb + (size_t)y * w * 3;
-        uint8_t *oa = alpha ? img->rgba + (size_t)y * w * 4 : NULL;
+        uint8_t *ow = alpha ? img->white + (size_t)y * w * 3 : NULL;
         for (png_uint_32 x = 0; x < w; x++) {
             uint8_t R, G, B, A = 255;
             if (ctype == PNG_COLOR_TYPE_PALETTE) {
@@ -336,7 +336,10 @@ int vp__decode_png(vp_image *img, const uint8_t *data, size_t n)
                 R = r[4 * x]; G = r[4 * x + 1]; B = r[4 * x + 2]; A = r[4 * x + 3];
             }
             o[3 * x] = R; o[3 * x + 1] = G; o[3 * x + 2] = B;
-            if (oa) { oa[4 * x] = R; oa[4 * x + 1] = G; oa[4 * x + 2] = B; oa[4 * x + 3] = A; }
+            if (ow) {
+                const uint8_t px[4] = { R, G, B, A };
+                vp__composite_white(px, ow + 3 * x);
+            }
         }
     }
 done:

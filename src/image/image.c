@@ -27,9 +27,8 @@ static vp_image *img_new(const char *name)
 static void img_clear(vp_image *img)
 {
     vp__free(img->rgb);
-    vp__free(img->rgba);
     vp__free(img->white);
-    img->rgb = img->rgba = img->white = NULL;
+    img->rgb = img->white = NULL;
     img->w = img->h = 0;
 }
 
@@ -109,41 +108,29 @@ int vp_image_height(const vp_image *img) { return img ? img->h : 0; }
 const uint8_t *vp_image_pixels(const vp_image *img) { return img ? img->rgb : NULL; }
 const char *vp_image_mode(const vp_image *img) { return img ? img->mode : ""; }
 const char *vp_image_format(const vp_image *img) { return img ? img->format : ""; }
-int vp_image_has_alpha(const vp_image *img) { return img && img->rgba; }
+int vp_image_has_alpha(const vp_image *img) { return img && img->white; }
 
 /* Pillow's ImagingAlphaComposite with an opaque white destination: the
  * same integer steps (7 extra bits, divisions by 255 by shifts). */
-void vp__composite_white(const uint8_t *rgba, uint8_t *rgb, size_t n)
+void vp__composite_white(const uint8_t s[4], uint8_t o[3])
 {
     enum { PB = 7 };
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = rgba + 4 * i;
-        uint8_t *o = rgb + 3 * i;
-        uint32_t a = s[3];
-        if (a == 0) { o[0] = o[1] = o[2] = 255; continue; }
-        uint32_t blend = 255u * (255u - a);
-        uint32_t outa255 = a * 255u + blend;
-        uint32_t coef1 = a * 255u * 255u * (1u << PB) / outa255;
-        uint32_t coef2 = 255u * (1u << PB) - coef1;
-        for (int c = 0; c < 3; c++) {
-            uint32_t t = s[c] * coef1 + 255u * coef2 + (0x80u << PB);
-            o[c] = (uint8_t)((((t >> 8) + t) >> 8) >> PB);
-        }
+    uint32_t a = s[3];
+    if (a == 0) { o[0] = o[1] = o[2] = 255; return; }
+    uint32_t blend = 255u * (255u - a);
+    uint32_t outa255 = a * 255u + blend;
+    uint32_t coef1 = a * 255u * 255u * (1u << PB) / outa255;
+    uint32_t coef2 = 255u * (1u << PB) - coef1;
+    for (int c = 0; c < 3; c++) {
+        uint32_t t = s[c] * coef1 + 255u * coef2 + (0x80u << PB);
+        o[c] = (uint8_t)((((t >> 8) + t) >> 8) >> PB);
     }
 }
 
 const uint8_t *vp_image_pixels_on_white(const vp_image *img)
 {
     if (!img || !img->rgb) return NULL;
-    if (!img->rgba) return img->rgb;
-    if (!img->white) {
-        size_t n = (size_t)img->w * (size_t)img->h;
-        uint8_t *w = vp__malloc(n * 3);
-        if (!w) return NULL;
-        vp__composite_white(img->rgba, w, n);
-        ((vp_image *)img)->white = w;   /* a cache: the pixels do not change */
-    }
-    return img->white;
+    return img->white ? img->white : img->rgb;
 }
 
 int vp_image_resize(vp_image *img, int on_white, int width, int height, int filter,
@@ -157,7 +144,6 @@ int vp_image_resize(vp_image *img, int on_white, int width, int height, int filt
     if (!dst || dst_bytes < (size_t)width * (size_t)height * 3)
         return vp__img_err(img, VP_ERR_ARG, "output buffer too small for %dx%d RGB", width, height);
     const uint8_t *src = on_white ? vp_image_pixels_on_white(img) : img->rgb;
-    if (!src) return vp__img_err(img, VP_ERR_NOMEM, "out of memory");
     int rc = vp__resize_rgb(src, img->w, img->h, dst, width, height, filter);
     if (rc == VP_ERR_ARG) return vp__img_err(img, rc, "unknown resampling filter %d", filter);
     if (rc) return vp__img_err(img, rc, "out of memory resizing to %dx%d", width, height);

@@ -15,14 +15,14 @@ struct vp_image {
     const char *mode;       /* Pillow's mode of the decoded file */
     int w, h;
     uint8_t *rgb;           /* convert("RGB"): h*w*3 */
-    uint8_t *rgba;          /* convert("RGBA") when the image has alpha, else NULL */
-    uint8_t *white;         /* rgba composited onto white (made on first use) */
+    uint8_t *white;         /* convert("RGBA") composited onto white when the
+                               image has alpha (or tRNS), else NULL */
 };
 
 /* Record a failure on img: "NAME: message"; returns code. */
 int vp__img_err(vp_image *img, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Decoders (decode.c): fill img->w, h, rgb, rgba, mode, format. */
+/* Decoders (decode.c): fill img->w, h, rgb, white, mode, format. */
 int vp__decode_jpeg(vp_image *img, const uint8_t *data, size_t n);
 int vp__decode_png(vp_image *img, const uint8_t *data, size_t n);
 
@@ -31,7 +31,7 @@ int vp__decode_png(vp_image *img, const uint8_t *data, size_t n);
  * or VP_ERR_NOMEM. */
 int vp__resize_rgb(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh, int filter);
 
-/* Pillow's alpha_composite of n RGBA pixels over opaque white, as RGB. */
-void vp__composite_white(const uint8_t *rgba, uint8_t *rgb, size_t n);
+/* Pillow's alpha_composite of one RGBA pixel over opaque white, as RGB. */
+void vp__composite_white(const uint8_t rgba[4], uint8_t rgb[3]);
 
 #endif

@@ -380,7 +380,6 @@ int vp_preproc_run(vp_preproc *pp, vp_image *const *images, size_t n, float *out
         int rh, rw, oh, ow;
         out_size(pp, img, &rh, &rw, &oh, &ow);
         const uint8_t *src = pp->do_convert_rgb ? vp_image_pixels_on_white(img) : img->rgb;
-        if (!src) return pp_err(pp, VP_ERR_NOMEM, "out of memory");
         uint8_t *tmp = NULL;
         if (rh != img->h || rw != img->w) {
             tmp = vp__malloc((size_t)rh * (size_t)rw * 3);
