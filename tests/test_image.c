@@ -100,7 +100,7 @@ static void test_decode(const cJSON *man)
         /* the same bytes from memory */
         size_t len;
         char *bytes = tu_slurp(fx(file), &len);
-        vp_image *m;
+        vp_image *m = NULL;
         CHECK(bytes && vp_image_load_memory(&m, bytes, len, stem) == VP_OK);
         CHECK(m && vp_image_pixels(m) && !memcmp(vp_image_pixels(m), vp_image_pixels(img), n));
         vp_image_free(m);
@@ -137,7 +137,7 @@ static void test_bad(const cJSON *man)
         size_t len;
         char *b = tu_slurp(fx(files[k]), &len);
         CHECK(b != NULL);
-        vp_image *full;
+        vp_image *full = NULL;
         CHECK(b && vp_image_load_memory(&full, b, len, "full") == VP_OK);
         size_t npx = (size_t)vp_image_width(full) * (size_t)vp_image_height(full) * 3;
         int cuts = 0, bad = 0;
@@ -180,7 +180,7 @@ static void test_resize(const cJSON *man)
         CHECK(src && want);
         int fnum = cJSON_GetObjectItem(r, "filter")->valueint;
         int w = cJSON_GetObjectItem(r, "width")->valueint, h = cJSON_GetObjectItem(r, "height")->valueint;
-        vp_image *img;
+        vp_image *img = NULL;
         CHECK(src && vp_image_from_rgb(&img, (int)sh[1], (int)sh[0], src) == VP_OK);
         size_t nb = (size_t)w * (size_t)h * 3;
         uint8_t *out = malloc(nb);
@@ -327,7 +327,7 @@ static void test_preproc_errors(void)
     vp_preproc *pp;
     CHECK(vp_preproc_open_json(&pp, j, strlen(j), "se.json") == VP_OK);
     uint8_t px[5 * 3 * 3] = { 0 };
-    vp_image *a, *b;
+    vp_image *a = NULL, *b = NULL;
     CHECK(vp_image_from_rgb(&a, 5, 3, px) == VP_OK && vp_image_from_rgb(&b, 3, 5, px) == VP_OK);
     int h, w;
     CHECK(vp_preproc_output_size(pp, a, &h, &w) == VP_OK && h == 10 && w == 16);
