@@ -2,7 +2,8 @@
 """Cross-check of vitport's images against Pillow 13.0.0 and transformers' PIL-backend image
 processors on a corpus larger than the committed fixtures: scikit-image's photographs at full size
 as PNG and as JPEG (several qualities, subsamplings, progressive), 240 random sizes and aspect
-ratios (1x1 to 900 px, up to 1:40) as PNG, JPEG and raw arrays, and the real processor
+ratios (1x1 to 900 px, up to 1:40) as PNG (RGB, RGBA, LA, L, 16-bit gray, palette with tRNS),
+JPEG and raw arrays, and the real processor
 configurations (224/256/352) of ViT, DeiT, CLIP, SigLIP and CLIPSeg plus the conformance cases'.
 
 vitport is called through ctypes on the shared library ($VP_LIB). The reference class is the one
@@ -136,7 +137,23 @@ def corpus():
         a = smooth(rng, h, w)
         kind = i % 3
         if kind == 0:
-            yield "rand%03d_%dx%d.png" % (i, w, h), "png", encode(Image.fromarray(a), "PNG")
+            # PNG in a cycle of modes: RGB, RGBA, LA, L, 16-bit gray, palette with tRNS
+            m = (i // 3) % 6
+            if m == 0:
+                im = Image.fromarray(a)
+            elif m == 1:
+                im = Image.fromarray(np.dstack([a, rng.integers(0, 256, (h, w, 1)).astype(np.uint8)]), "RGBA")
+            elif m == 2:
+                im = Image.fromarray(np.dstack([a[..., :1], a[..., 1:2]]), "LA")
+            elif m == 3:
+                im = Image.fromarray(a[..., 0])
+            elif m == 4:
+                im = Image.fromarray((a[..., 0].astype(np.uint16) * int(rng.integers(1, 258))))
+            else:
+                im = Image.fromarray(a).quantize(colors=int(rng.integers(2, 200)))
+                im.info["transparency"] = bytes(rng.integers(0, 256, 16).astype(np.uint8))
+            kw = {"transparency": im.info["transparency"]} if "transparency" in im.info else {}
+            yield "rand%03d_%dx%d_%s.png" % (i, w, h, im.mode.replace(";", "")), "png", encode(im, "PNG", **kw)
         elif kind == 1:
             yield "rand%03d_%dx%d.jpg" % (i, w, h), "jpeg", encode(Image.fromarray(a), "JPEG", quality=int(rng.integers(60, 98)))
         else:
