@@ -338,6 +338,18 @@ static void test_preproc_errors(void)
     CHECK(tu_has(vp_preproc_errmsg(pp), "batched"));
     vp_image_free(a); vp_image_free(b);
     vp_preproc_free(pp);
+    /* a long thin image whose shortest-edge resize exceeds the pixel limit: refused, named */
+    j = "{\"image_processor_type\": \"CLIPImageProcessor\", \"size\": {\"shortest_edge\": 10000}}";
+    CHECK(vp_preproc_open_json(&pp, j, strlen(j), "long.json") == VP_OK);
+    uint8_t *thin = calloc(2 * 40000 * 3, 1);
+    CHECK(thin && vp_image_from_rgb(&a, 2, 40000, thin) == VP_OK);
+    CHECK(vp_preproc_output_size(pp, a, &h, &w) == VP_ERR_LIMIT);
+    CHECK(vp_preproc_run(pp, &a, 1, out, 1) == VP_ERR_LIMIT);
+    CHECKF(tu_one_line(vp_preproc_errmsg(pp)) && tu_has(vp_preproc_errmsg(pp), "long.json: array: ") &&
+           tu_has(vp_preproc_errmsg(pp), "VP_IMAGE_MAX_PIXELS"), "%s", vp_preproc_errmsg(pp));
+    vp_image_free(a);
+    free(thin);
+    vp_preproc_free(pp);
     CHECK(vp_preproc_open(&pp, fx("no/such/dir")) == VP_ERR_IO);
     CHECK(tu_has(vp_preproc_errmsg(pp), "no/such/dir"));
     vp_preproc_free(pp);

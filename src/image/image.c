@@ -138,8 +138,7 @@ int vp_image_resize(vp_image *img, int on_white, int width, int height, int filt
 {
     if (!img) return VP_ERR_ARG;
     if (!img->rgb) return vp__img_err(img, VP_ERR_ARG, "image has no pixels");
-    if (width <= 0 || height <= 0 || width > VP_IMAGE_MAX_SIDE || height > VP_IMAGE_MAX_SIDE ||
-        (uint64_t)width * (uint64_t)height > VP_IMAGE_MAX_PIXELS)
+    if (width <= 0 || height <= 0 || (uint64_t)width * (uint64_t)height > VP_IMAGE_MAX_PIXELS)
         return vp__img_err(img, VP_ERR_ARG, "bad resize target %dx%d", width, height);
     if (!dst || dst_bytes < (size_t)width * (size_t)height * 3)
         return vp__img_err(img, VP_ERR_ARG, "output buffer too small for %dx%d RGB", width, height);

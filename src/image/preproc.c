@@ -299,8 +299,8 @@ const char *vp_preproc_errmsg(const vp_preproc *pp) { return pp ? pp->errmsg : "
 const char *vp_preproc_class(const vp_preproc *pp) { return pp ? pp->cls : ""; }
 
 /* ---- sizes ---------------------------------------------------------------- */
-/* The resize target (height, width) for an h x w image. */
-static int resize_target(vp_preproc *pp, int h, int w, int *oh, int *ow)
+/* The resize target (height, width) for an h x w image (`who` names it in messages). */
+static int resize_target(vp_preproc *pp, const char *who, int h, int w, int *oh, int *ow)
 {
     const size_spec *s = &pp->size;
     double rh, rw;
@@ -324,9 +324,12 @@ static int resize_target(vp_preproc *pp, int h, int w, int *oh, int *ow)
         else { rh = size; rw = floor(raw >= 0 ? raw * w / h : size * w / h); }
     }
     if (rh < 1 || rw < 1)
-        return pp_err(pp, VP_ERR_ARG, "resizing a %dx%d image gives an empty one", w, h);
-    if (rh > VP_IMAGE_MAX_SIDE || rw > VP_IMAGE_MAX_SIDE || rh * rw > (double)VP_IMAGE_MAX_PIXELS)
-        return pp_err(pp, VP_ERR_LIMIT, "resizing a %dx%d image would exceed VP_IMAGE_MAX_PIXELS", w, h);
+        return pp_err(pp, VP_ERR_ARG, "%s: resizing its %dx%d pixels gives an empty image", who, w, h);
+    /* The intermediate image is bounded by the pixel limit only (a 2x30000
+     * image resized to a shortest edge of 224 is 224 x 3360000 in transformers too). */
+    if (rh * rw > (double)VP_IMAGE_MAX_PIXELS)
+        return pp_err(pp, VP_ERR_LIMIT, "%s: resizing its %dx%d pixels to %.0fx%.0f would exceed VP_IMAGE_MAX_PIXELS",
+                      who, w, h, rw, rh);
     *oh = (int)rh;
     *ow = (int)rw;
     return VP_OK;
@@ -334,9 +337,9 @@ static int resize_target(vp_preproc *pp, int h, int w, int *oh, int *ow)
 
 static int out_size(vp_preproc *pp, const vp_image *img, int *rh, int *rw, int *oh, int *ow)
 {
-    if (!img || !img->rgb) return pp_err(pp, VP_ERR_ARG, "image has no pixels");
+    if (!img || !img->rgb) return pp_err(pp, VP_ERR_ARG, "%s: image has no pixels", img && img->name ? img->name : "image");
     int h = img->h, w = img->w, rc;
-    if (pp->do_resize && (rc = resize_target(pp, img->h, img->w, &h, &w))) return rc;
+    if (pp->do_resize && (rc = resize_target(pp, img->name, img->h, img->w, &h, &w))) return rc;
     *rh = h; *rw = w;
     if (pp->do_center_crop) { h = pp->crop.h; w = pp->crop.w; }
     *oh = h; *ow = w;
@@ -361,11 +364,7 @@ int vp_preproc_run(vp_preproc *pp, vp_image *const *images, size_t n, float *out
     int H = 0, W = 0;
     for (size_t i = 0; i < n; i++) {
         int rh, rw, oh, ow, rc;
-        if ((rc = out_size(pp, images[i], &rh, &rw, &oh, &ow))) {
-            if (images[i] && images[i]->name)
-                return pp_err(pp, rc, "%s: %s", images[i]->name, pp->errmsg);
-            return rc;
-        }
+        if ((rc = out_size(pp, images[i], &rh, &rw, &oh, &ow))) return rc;
         if (i == 0) { H = oh; W = ow; }
         else if (oh != H || ow != W)
             return pp_err(pp, VP_ERR_ARG, "image %zu gives %dx%d pixel values where image 0 gives %dx%d; "
