@@ -45,6 +45,7 @@ wants() {   # wants TARGET KIND PATH: does this file seed this target?
       esac ;;
     fuzz_tokenizer)   # the tokenizer fixtures (files, and expected.json's texts)
       case $3 in */fixtures/text/*|*/seed-hand/tok-*) return 0 ;; *) return 1 ;; esac ;;
+    fuzz_image) case $3 in */fixtures/image/files/*|*/fixtures/image/bad/*) return 0 ;; *) return 1 ;; esac ;;
     fuzz_zip) [ "$2" = zip ] ;;
     fuzz_npy) [ "$2" = npy ] ;;
     fuzz_safetensors) [ "$2" = safetensors ] ;;

@@ -250,4 +250,5 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 
 #include "vitport/engine.h"
 #include "vitport/text.h"
+#include "vitport/image.h"
 #endif /* VITPORT_H */

@@ -46,4 +46,20 @@
 #define VP_TEXT_MAX_BYTES (1u << 20)
 #define VP_TEXT_MAX_LENGTH (1 << 20)
 
+/* Images: the most pixels (width * height) a decoded image may have. Pillow
+ * refuses images above twice its MAX_IMAGE_PIXELS (89478485) as
+ * decompression bombs; so do we, before allocating any pixel. */
+#ifndef VP_IMAGE_MAX_PIXELS   /* the fuzz build lowers it to stay fast */
+#define VP_IMAGE_MAX_PIXELS 178956970ull
+#endif
+/* Images: the longest side, and the largest file read into memory. */
+#define VP_IMAGE_MAX_SIDE 65535
+#define VP_IMAGE_MAX_FILE (1ull << 30)
+/* JPEG: the most scans a progressive file may have (real ones have about
+ * 10; many tiny scans make decoding arbitrarily slow). */
+#define VP_JPEG_MAX_SCANS 1000
+/* Image processors: the largest resize or crop size a config may ask for. */
+#define VP_PREPROC_MAX_SIDE 16384
+/* Image processors: the largest preprocessor_config.json read. */
+#define VP_PREPROC_MAX_JSON (1u << 20)
 #endif
