@@ -40,6 +40,7 @@ typedef struct vp_wentry {
 
 struct vp_model {
     char errmsg[768];
+    int errcode;              /* the code of the failure errmsg tells */
     char *dir;
     cJSON *config;
     const char *model_type;
