@@ -333,12 +333,14 @@ static void edited_copy(const char *src, const char *dst, const char *key, const
     char path[1024];
     tu_rmtree(dst);
     if (mkdir(dst, 0755)) { perror(dst); exit(2); }
+    char abs[4096];
+    if (!realpath(src, abs)) { perror(src); exit(2); }
     DIR *d = opendir(src);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (!strstr(e->d_name, ".safetensors")) continue;
-        char from[1024], to[1024];
-        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
+        char from[4400], to[1024];
+        snprintf(from, sizeof from, "%s/%s", abs, e->d_name);   /* links hold absolute paths */
         snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
         if (symlink(from, to)) { perror(to); exit(2); }
     }

@@ -77,7 +77,9 @@ static const char *arch0(const vp_model *m)
 }
 
 /* ---- loading ------------------------------------------------------------- */
-static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *where, const char *P)
+/* need_head 0: the pooling head is not run (SiglipForImageClassification
+ * pools by the mean), so its weights are not fetched. */
+static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *where, const char *P, int need_head)
 {
     const vp_cfg_default *d = vp_siglip_vision_defaults;
     int64_t layers;
@@ -115,6 +117,7 @@ static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *w
     snprintf(prefix, sizeof prefix, "%sencoder.layers.", P);
     rc = vp__encoder_load(m, &v->enc, prefix, &vp_enc_names_clip, eps);
     if (!rc) rc = vp__load_ln(m, &v->post_ln, D, eps, "%spost_layernorm", P);
+    if (!need_head) v->use_head = 0;
     if (rc || !v->use_head) return rc;
 
     v->probe = vp__weight(m, 3, (int64_t[]){1, 1, D}, "%shead.probe", P);
@@ -197,7 +200,7 @@ static int siglip_open(vp_model *m)
     const cJSON *vc, *tc;
     rc = vp__cfg_sub(m, "vision_config", &vc);
     if (!rc) rc = vp__cfg_sub(m, "text_config", &tc);
-    if (!rc) rc = vision_open(m, &s->v, vc, "vision_config", "vision_model.");
+    if (!rc) rc = vision_open(m, &s->v, vc, "vision_config", "vision_model.", s->kind == SIG_MODEL);
     if (rc) return rc;
     s->has_vision = 1;
     m->inputs = VP_INPUT_PIXELS;
@@ -243,7 +246,7 @@ static int siglip_vision_open(vp_model *m)
     m->cls = "SiglipVisionModel";
     /* transformers 5 saves the tower's weights without the "vision_model." prefix 4.x wrote. */
     const char *P = vp__winfo(m, "vision_model.embeddings.patch_embedding.weight") ? "vision_model." : "";
-    rc = vision_open(m, &s->v, m->config, NULL, P);
+    rc = vision_open(m, &s->v, m->config, NULL, P, 1);
     if (rc) return rc;
     s->has_vision = 1;
     m->inputs = VP_INPUT_PIXELS;
