@@ -46,6 +46,7 @@ wants() {   # wants TARGET KIND PATH: does this file seed this target?
     fuzz_tokenizer)   # the tokenizer fixtures (files, and expected.json's texts)
       case $3 in */fixtures/text/*|*/seed-hand/tok-*) return 0 ;; *) return 1 ;; esac ;;
     fuzz_image) case $3 in */fixtures/image/files/*|*/fixtures/image/bad/*) return 0 ;; *) return 1 ;; esac ;;
+    fuzz_model) case $3 in */seed-hand/model-*) return 0 ;; *) return 1 ;; esac ;;
     fuzz_zip) [ "$2" = zip ] ;;
     fuzz_npy) [ "$2" = npy ] ;;
     fuzz_safetensors) [ "$2" = safetensors ] ;;
@@ -95,6 +96,23 @@ done
 # fuzz_tokenizer's directory mode: vocab.json, merges.txt, tokenizer_config.json
 printf 'DIR\n{"a":0,"b</w>":1,"ab</w>":2,"<|startoftext|>":3,"<|endoftext|>":4}\n----\n#version: 0.2\na b</w>\n----\n{"model_max_length":5}' >"$hand/tok-dir"
 printf 'a photo of a cat\n<|endoftext|> </s>\nH\xc3\xa9llo \xe6\x97\xa5\n\xff' >"$hand/tok-texts"
+# fuzz_model: engine fixture folders as CONFIG \0 WEIGHTS (and, for one,
+# CONFIG \0 INDEX \0 WEIGHTS with every tensor mapped to the one shard).
+for d in "$root"/tests/fixtures/engine/*/ "$root"/tests/fixtures/engine/errors/*/; do
+  [ -f "$d/config.json" ] && [ -f "$d/model.safetensors" ] || continue
+  { cat "$d/config.json"; printf '\0'; cat "$d/model.safetensors"; } >"$hand/model-$(basename "$d")"
+done
+if command -v python3 >/dev/null && [ -f "$root/tests/fixtures/engine/siglip_p8/model.safetensors" ]; then
+  python3 - "$root/tests/fixtures/engine/siglip_p8" "$hand/model-index" <<'PY' || true
+import json, struct, sys
+d, out = sys.argv[1], sys.argv[2]
+w = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", w[:8])[0]
+keys = [k for k in json.loads(w[8:8 + n]) if k != "__metadata__"]
+idx = json.dumps({"metadata": {}, "weight_map": {k: "model-00001-of-00001.safetensors" for k in keys}})
+open(out, "wb").write(open(d + "/config.json", "rb").read() + b"\0" + idx.encode() + b"\0" + w)
+PY
+fi
 for f in "$hand"/*; do seeds+=("$f"); done
 
 status=0

@@ -22,22 +22,7 @@
  * 128+signal, or -1. */
 __attribute__((unused)) static int cc_run(char *const argv[], const char *cwd, const char *errpath)
 {
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        if (cwd && chdir(cwd)) _exit(127);
-        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) { dup2(fd, 2); close(fd); }
-        int nul = open("/dev/null", O_WRONLY);
-        if (nul >= 0) { dup2(nul, 1); close(nul); }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st;
-    if (waitpid(pid, &st, 0) < 0) return -1;
-    if (WIFEXITED(st)) return WEXITSTATUS(st);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return -1;
+    return tu_run(argv, cwd, errpath);
 }
 
 /* ---- tensors ------------------------------------------------------------ */

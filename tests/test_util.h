@@ -75,4 +75,10 @@ int tu_count_entries(const char *dir, const char *part);
 typedef struct tu_failing { long left; } tu_failing;
 void *tu_failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* ---- running the program ------------------------------------------------- */
+/* Run argv[0] with argv (NULL-terminated) in cwd (NULL: this one), stdout to
+ * /dev/null and stderr to errpath. Its exit status, 128 + signal when killed,
+ * -1 when it could not be run. */
+int tu_run(char *const argv[], const char *cwd, const char *errpath);
+
 #endif

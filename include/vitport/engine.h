@@ -37,10 +37,12 @@ VP_API int vp_model_open(vp_model **out, const char *dir);
 VP_API void vp_model_close(vp_model *m);
 /** Message of the last failure ("" if none). */
 VP_API const char *vp_model_errmsg(const vp_model *m);
-/** config.json's model_type: "vit", "deit", "clip", "siglip", "clipseg". */
+/** config.json's model_type: "vit", "deit", "clip", "siglip",
+ * "siglip_vision_model", "siglip_text_model", "clipseg". */
 VP_API const char *vp_model_type(const vp_model *m);
 /** The class run: "ViTModel", "ViTForImageClassification",
  * "DeiTForImageClassificationWithTeacher", "CLIPModel", "SiglipModel",
+ * "SiglipVisionModel", "SiglipTextModel", "SiglipForImageClassification",
  * "CLIPSegForImageSegmentation", ... */
 VP_API const char *vp_model_class(const vp_model *m);
 /** Which inputs the model takes: bit 0 pixel_values, bit 1 input_ids. */

@@ -81,3 +81,14 @@ void vp__encoder_layer(vp_ctx *c, const vp_encoder *e, int i, float *x, int64_t 
     vp_nn_act(h, (size_t)(rows * F), e->act);
     vp_nn_linear(x, D, h, F, rows, &ly->fc2.w, ly->fc2.b, 1);    /* x += fc2(act(fc1(.))) */
 }
+
+void vp__pos_interpolate(float *out, const float *pos, int64_t D, int64_t g, int64_t gh, int64_t gw, float *tmp)
+{
+    float *res = tmp + D * g * g;
+    /* [g*g, D] -> [D, g, g], resize, -> [gh*gw, D] */
+    for (int64_t p = 0; p < g * g; p++)
+        for (int64_t d = 0; d < D; d++) tmp[d * g * g + p] = pos[p * D + d];
+    vp_nn_resize_bicubic(res, tmp, D, g, g, gh, gw);
+    for (int64_t p = 0; p < gh * gw; p++)
+        for (int64_t d = 0; d < D; d++) out[p * D + d] = res[d * gh * gw + p];
+}

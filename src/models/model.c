@@ -21,6 +21,7 @@
 /* The families the engine runs, by config.json model_type. */
 static const vp_model_family *const families[] = {
     &vp_model_vit, &vp_model_deit,
+    &vp_model_siglip, &vp_model_siglip_vision, &vp_model_siglip_text,
     NULL
 };
 
@@ -38,6 +39,7 @@ static int vset(char *dst, size_t len, const char *prefix, int code, const char 
 int vp__merr(vp_model *m, int code, const char *fmt, ...)
 {
     va_list ap; va_start(ap, fmt);
+    if (!m->errmsg[0]) m->errcode = code;
     vset(m->errmsg, sizeof m->errmsg, m->dir, code, fmt, ap);
     va_end(ap);
     return code;
@@ -235,7 +237,7 @@ int vp__load_linear(vp_model *m, vp_linear *l, int64_t n, int64_t k, int bias, c
     va_end(ap);
     const float *w = vp__weight(m, 2, (int64_t[]){n, k}, "%s.weight", pre);
     const float *b = bias ? vp__weight(m, 1, (int64_t[]){n}, "%s.bias", pre) : NULL;
-    if (!w || (bias && !b)) return VP_ERR_MISMATCH;
+    if (!w || (bias && !b)) return m->errcode ? m->errcode : VP_ERR_MISMATCH;
     l->w = (vp_nn_w){VP_F32, w, n, k, k};
     l->b = b;
     return VP_OK;
@@ -251,7 +253,7 @@ int vp__load_ln(vp_model *m, vp_ln *l, int64_t n, double eps, const char *fmt, .
     l->b = vp__weight(m, 1, (int64_t[]){n}, "%s.bias", pre);
     l->n = n;
     l->eps = (float)eps;
-    return l->g && l->b ? VP_OK : VP_ERR_MISMATCH;
+    return l->g && l->b ? VP_OK : m->errcode ? m->errcode : VP_ERR_MISMATCH;
 }
 
 void vp__linear(const vp_linear *l, float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows)
@@ -359,7 +361,7 @@ static int open_weights(vp_model *m)
     vp__free(p);
     if (sharded) {
         cJSON *idx = read_json(m, "model.safetensors.index.json");
-        if (!idx) return VP_ERR_FORMAT;
+        if (!idx) return m->errcode;
         const cJSON *map = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
         int rc = VP_OK;
         if (!cJSON_IsObject(map)) rc = vp__merr(m, VP_ERR_FORMAT, "model.safetensors.index.json: no weight_map object");
@@ -411,7 +413,7 @@ int vp_model_open(vp_model **out, const char *dir)
     if (stat(dir, &st)) return vp__merr(m, VP_ERR_IO, "%s", strerror(errno));
     if (!S_ISDIR(st.st_mode)) return vp__merr(m, VP_ERR_ARG, "not a directory (give the folder holding config.json)");
     m->config = read_json(m, "config.json");
-    if (!m->config) return VP_ERR_FORMAT;
+    if (!m->config) return m->errcode;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(m->config, "model_type");
     if (!cJSON_IsString(mt)) return vp__merr(m, VP_ERR_FORMAT, "config.json: model_type is missing or not a string");
     m->model_type = mt->valuestring;
@@ -429,6 +431,13 @@ int vp_model_open(vp_model **out, const char *dir)
     if (rc) return rc;
     rc = m->family->open(m);
     if (rc && !m->errmsg[0]) vp__merr(m, rc, "%s", vp_strerror(rc));
+    if (rc) {
+        /* The first failure's code; a half-built model is dropped so that
+         * no ctx can run it. */
+        rc = m->errcode;
+        if (m->family->free && m->impl) m->family->free(m->impl);
+        m->impl = NULL;
+    }
     return rc;
 }
 

@@ -40,6 +40,7 @@ typedef struct vp_wentry {
 
 struct vp_model {
     char errmsg[768];
+    int errcode;              /* the code of the failure errmsg tells */
     char *dir;
     cJSON *config;
     const char *model_type;
@@ -156,8 +157,14 @@ int vp__encoder_reserve(vp_ctx *c, const vp_encoder *e, int64_t B, int64_t L);
 /* x [B*L, width] in place: x += attn(ln1(x)); x += mlp(ln2(x)). */
 void vp__encoder_layer(vp_ctx *c, const vp_encoder *e, int i, float *x, int64_t B, int64_t L, int causal);
 
+/* Patch position embeddings [g*g, D] resized to a gh x gw grid [gh*gw, D]
+ * (transformers' interpolate_pos_encoding: bicubic, align_corners=False).
+ * tmp: D * (g*g + gh*gw) floats. */
+void vp__pos_interpolate(float *out, const float *pos, int64_t D, int64_t g, int64_t gh, int64_t gw, float *tmp);
+
 /* ---- families ----------------------------------------------------------- */
 extern const vp_model_family vp_model_vit;
 extern const vp_model_family vp_model_deit;
+extern const vp_model_family vp_model_siglip, vp_model_siglip_vision, vp_model_siglip_text;
 
 #endif

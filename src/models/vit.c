@@ -146,14 +146,8 @@ static const float *positions(vp_ctx *c, const vit *v, int64_t gh, int64_t gw)
     float *out = vp__scratch(c, S_POS, (size_t)((T + gh * gw) * D));
     float *chw = vp__scratch(c, S_POSTMP, (size_t)(D * (g * g + gh * gw)));
     if (!out || !chw) return NULL;
-    float *res = chw + D * g * g;
     memcpy(out, v->pos, (size_t)(T * D) * sizeof *out);
-    /* [g*g, D] -> [D, g, g], resize, -> [gh*gw, D] */
-    for (int64_t p = 0; p < g * g; p++)
-        for (int64_t d = 0; d < D; d++) chw[d * g * g + p] = v->pos[(T + p) * D + d];
-    vp_nn_resize_bicubic(res, chw, D, g, g, gh, gw);
-    for (int64_t p = 0; p < gh * gw; p++)
-        for (int64_t d = 0; d < D; d++) out[(T + p) * D + d] = res[d * gh * gw + p];
+    vp__pos_interpolate(out + T * D, v->pos + T * D, D, g, gh, gw, chw);
     return out;
 }
 

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../test_bytes.h"
@@ -330,4 +333,25 @@ void pk_tensor(bytes *b, const char *stype, const char *key, int64_t numel, int6
     put8(b, 0x89);
     pk_global(b, "collections", "OrderedDict"); put8(b, ')'); put8(b, 'R');
     put8(b, 't'); put8(b, 'R');
+}
+
+/* ---- running the program ------------------------------------------------- */
+int tu_run(char *const argv[], const char *cwd, const char *errpath)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (cwd && chdir(cwd)) _exit(127);
+        int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 2); close(fd); }
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul >= 0) { dup2(nul, 1); close(nul); }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
 }
