@@ -21,6 +21,7 @@
 /* The families the engine runs, by config.json model_type. */
 static const vp_model_family *const families[] = {
     &vp_model_vit, &vp_model_deit,
+    &vp_model_clip, &vp_model_clip_vision, &vp_model_clip_text, &vp_model_clipseg,
     NULL
 };
 

@@ -159,5 +159,9 @@ void vp__encoder_layer(vp_ctx *c, const vp_encoder *e, int i, float *x, int64_t 
 /* ---- families ----------------------------------------------------------- */
 extern const vp_model_family vp_model_vit;
 extern const vp_model_family vp_model_deit;
+extern const vp_model_family vp_model_clip;          /* clip.c */
+extern const vp_model_family vp_model_clip_vision;
+extern const vp_model_family vp_model_clip_text;
+extern const vp_model_family vp_model_clipseg;       /* clipseg.c */
 
 #endif
