@@ -186,6 +186,7 @@ void vp__clip_text_forward(vp_ctx *c, const vp_clip_text *t, const vp_inputs *in
 
 /* ---- the models -------------------------------------------------------------- */
 typedef enum { CLIP_BOTH, CLIP_VISION, CLIP_TEXT } clip_kind;
+enum { S_VPOOL = VP_S_CLIP_END, S_TPOOL };
 
 typedef struct clip {
     clip_kind kind;
@@ -295,9 +296,11 @@ static int clip_run(vp_ctx *c, const vp_inputs *in)
         float *te = vp__output(c, "text_embeds", 2, (int64_t[]){TB, P});
         float *ie = vp__output(c, "image_embeds", 2, (int64_t[]){B, P});
         float *tl = vp__output(c, "text_model_last_hidden_state", 3, (int64_t[]){TB, Lt, Dt});
-        float *tp = vp__output(c, "text_model_pooler_output", 2, (int64_t[]){TB, Dt});
         float *vl = vp__output(c, "vision_model_last_hidden_state", 3, (int64_t[]){B, Lv, Dv});
-        float *vpo = vp__output(c, "vision_model_pooler_output", 2, (int64_t[]){B, Dv});
+        /* The towers' pooled rows (transformers 5 hands out their
+         * projections as the towers' pooler_output: not repeated here). */
+        float *tp = vp__scratch(c, S_TPOOL, (size_t)(TB * Dt));
+        float *vpo = vp__scratch(c, S_VPOOL, (size_t)(B * Dv));
         if (!lpi || !lpt || !te || !ie || !tl || !tp || !vl || !vpo) return VP_ERR_NOMEM;
         vp__clip_vision_forward(c, &k->v, in, vl, vpo, NULL, NULL);
         vp__clip_text_forward(c, &k->t, in, tl, tp);
@@ -312,11 +315,14 @@ static int clip_run(vp_ctx *c, const vp_inputs *in)
             for (int64_t j = 0; j < B; j++) lpi[j * TB + i] = lpt[i * B + j];
         return VP_OK;
     }
+    /* CLIPVisionModel / CLIPTextModel: last_hidden_state, pooler_output;
+     * ...WithProjection: image_embeds / text_embeds, last_hidden_state. */
     const char *emb = vis ? "image_embeds" : "text_embeds";
     int64_t N = vis ? B : TB, L = vis ? Lv : Lt, D = vis ? Dv : Dt;
     float *e = k->proj ? vp__output(c, emb, 2, (int64_t[]){N, P}) : NULL;
     float *last = vp__output(c, "last_hidden_state", 3, (int64_t[]){N, L, D});
-    float *pool = vp__output(c, "pooler_output", 2, (int64_t[]){N, D});
+    float *pool = k->proj ? vp__scratch(c, S_VPOOL, (size_t)(N * D))
+                          : vp__output(c, "pooler_output", 2, (int64_t[]){N, D});
     if ((k->proj && !e) || !last || !pool) return VP_ERR_NOMEM;
     if (vis) vp__clip_vision_forward(c, &k->v, in, last, pool, NULL, NULL);
     else vp__clip_text_forward(c, &k->t, in, last, pool);
