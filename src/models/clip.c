@@ -30,6 +30,9 @@ static int enc_sizes(vp_model *m, vp_encoder *e, const cJSON *cfg, const char *w
     if (!rc) rc = vp__cfg_int(m, cfg, where, "intermediate_size", defs, 1, 1 << 20, &e->mlp);
     if (!rc) rc = vp__cfg_float(m, cfg, where, "layer_norm_eps", defs, eps);
     if (!rc) rc = vp__cfg_act(m, cfg, where, "hidden_act", defs, &e->act);
+    if (!rc && *D % e->heads)
+        rc = vp__merr(m, VP_ERR_MISMATCH, "config.json: %s%shidden_size %lld is not a multiple of num_attention_heads %lld",
+                      where ? where : "", where ? "." : "", (long long)*D, (long long)e->heads);
     e->width = *D;
     return rc;
 }

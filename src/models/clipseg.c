@@ -95,6 +95,9 @@ static int clipseg_open(vp_model *m)
     if (!rc) rc = vp__cfg_int(m, c, NULL, "reduce_dim", vp_clipseg_defaults, 1, 1 << 16, &k->rd);
     if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_num_attention_heads", vp_clipseg_defaults, 1, 1 << 12, &heads);
     if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_intermediate_size", vp_clipseg_defaults, 1, 1 << 20, &mlp);
+    if (!rc && k->rd % heads)
+        rc = vp__merr(m, VP_ERR_MISMATCH, "config.json: reduce_dim %lld is not a multiple of decoder_num_attention_heads %lld",
+                      (long long)k->rd, (long long)heads);
     if (!rc) rc = vp__cfg_int(m, c, NULL, "conditional_layer", vp_clipseg_defaults, 0, 1 << 20, &k->cond_layer);
     if (!rc && vp_cfg_read_bool(c, "use_complex_transposed_convolution", 0, &k->complex))
         rc = vp__merr(m, VP_ERR_FORMAT, "config.json: use_complex_transposed_convolution is not true or false");
