@@ -11,8 +11,10 @@
  *    tolerances.output_max_abs, and expected_native.npz (transformers in the
  *    checkpoint's own f16 / bf16) within tolerances.native_max_abs. These
  *    must never skip.
- * Every array of the expected file must be among the outputs, with its
- * shape. The largest difference per output is printed.
+ * Each case runs through the API and through `vitport run` ($VP_BIN, its
+ * out.npz held to expected.npz likewise). Every array of the expected file
+ * must be among the outputs, with its shape. The largest difference per
+ * output is printed.
  */
 #include <dirent.h>
 #include <math.h>
@@ -27,6 +29,8 @@
 /* snprintf into a path buffer; a path that does not fit ends the test (2). */
 #define PATHF(buf, ...) do { int _n = snprintf(buf, sizeof buf, __VA_ARGS__); \
     if (_n < 0 || (size_t)_n >= sizeof buf) { fprintf(stderr, "path too long\n"); exit(2); } } while (0)
+
+static char tmpdir[4096];
 
 typedef struct arr { void *data; int ndim; int64_t shape[VP_MAX_DIMS]; } arr;
 
@@ -50,8 +54,26 @@ static int load(const char *path, const char *name, vp_dtype dtype, arr *a)
     return rc;
 }
 
-/* Compare every array of expected (an .npz) with the ctx's outputs. */
-static void compare(const char *label, const vp_ctx *c, const char *expected, double tol, const char *what)
+/* Where the outputs come from: the API's ctx, or the .npz `vitport run`
+ * wrote (arrays read on demand into `buf`). */
+typedef struct outs { const vp_ctx *c; vp_source *npz; float *buf; vp_output o; } outs;
+
+static const vp_output *out_named(outs *u, const char *name)
+{
+    if (u->c) return vp_ctx_output_named(u->c, name);
+    long i = vp_source_find(u->npz, name);
+    if (i < 0) return NULL;
+    const vp_tensor *t = vp_source_tensor(u->npz, (size_t)i);
+    free(u->buf);
+    u->buf = malloc((size_t)t->numel * sizeof *u->buf + 1);
+    if (!u->buf || vp_source_read_as(u->npz, (size_t)i, VP_F32, u->buf, (size_t)t->numel * sizeof *u->buf)) return NULL;
+    u->o = (vp_output){ .name = t->name, .ndim = t->ndim, .data = u->buf };
+    memcpy(u->o.shape, t->shape, sizeof u->o.shape);
+    return &u->o;
+}
+
+/* Compare every array of expected (an .npz) with the outputs. */
+static void compare(const char *label, outs *u, const char *expected, double tol, const char *what)
 {
     vp_source *s = NULL;
     int rc = vp_source_open(&s, expected, NULL);
@@ -61,7 +83,7 @@ static void compare(const char *label, const vp_ctx *c, const char *expected, do
     CHECKF(n > 0, "%s: %s holds no arrays", label, expected);
     for (size_t i = 0; i < n; i++) {
         const vp_tensor *t = vp_source_tensor(s, i);
-        const vp_output *o = vp_ctx_output_named(c, t->name);
+        const vp_output *o = out_named(u, t->name);
         CHECKF(o != NULL, "%s: no output named %s", label, t->name);
         if (!o) continue;
         int same = o->ndim == t->ndim;
@@ -87,6 +109,29 @@ static double tolerance(const cJSON *cj, const char *key)
     const cJSON *tol = cJSON_GetObjectItemCaseSensitive(cj, "tolerances");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(tol, key);
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* The same case through `vitport run` ($VP_BIN), its out.npz against
+ * expected.npz. */
+static void run_cli(const char *label, const char *model_dir, const char *case_dir, int interp, double tol)
+{
+    const char *bin = tu_env("VP_BIN", NULL);
+    if (!bin) { printf("  %s: VP_BIN unset, vitport run not checked\n", label); return; }
+    char cmd[16384], out[4096], exp[4096];
+    PATHF(out, "%s/out.npz", tmpdir);
+    PATHF(cmd, "'%s' run '%s' --inputs '%s/inputs.npz' --out '%s' --threads 2 --quiet%s", bin, model_dir, case_dir,
+          out, interp ? " --interpolate-pos-encoding" : "");
+    int st = system(cmd);
+    CHECKF(st == 0, "%s: `%s` exited with %d", label, cmd, st);
+    if (st) return;
+    outs u = {0};
+    int rc = vp_source_open(&u.npz, out, NULL);
+    CHECKF(!rc, "%s: vitport run's %s: %s", label, out, u.npz ? vp_source_errmsg(u.npz) : "?");
+    PATHF(exp, "%s/expected.npz", case_dir);
+    if (!rc) compare(label, &u, exp, tol, "expected.npz, vitport run");
+    vp_source_close(u.npz);
+    free(u.buf);
+    remove(out);
 }
 
 /* Run one case; returns 0 ran, 1 skipped. */
@@ -133,14 +178,16 @@ static int run_case(const char *label, const char *model_dir, const char *case_d
     CHECKF(!rc, "%s: run failed: %s", label, vp_ctx_errmsg(c));
     if (!rc) {
         printf("%s: %s\n", label, vp_model_class(m));
+        outs u = { .c = c };
         PATHF(exp, "%s/expected.npz", case_dir);
-        compare(label, c, exp, tol, "expected.npz");
+        compare(label, &u, exp, tol, "expected.npz");
         PATHF(exp, "%s/expected_native.npz", case_dir);
         if (tu_exists(exp)) {
             double nt = tolerance(cj, "native_max_abs");
             CHECKF(nt > 0, "%s: expected_native.npz without tolerances.native_max_abs", label);
-            compare(label, c, exp, nt, "expected_native.npz");
+            compare(label, &u, exp, nt, "expected_native.npz");
         }
+        run_cli(label, model_dir, case_dir, cJSON_IsTrue(ip), tol);
     }
     vp_ctx_free(c);
     vp_model_close(m);
@@ -156,6 +203,7 @@ int main(void)
 {
     char md[4096], cd[4096];
     int ran = 0, skipped = 0;
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_engine_conf");
 
     tu_cases cases;
     if (tu_cases_open(&cases) == 0) {
@@ -192,5 +240,6 @@ int main(void)
         free(names[i]);
     }
     printf("%d cases run, %d skipped\n", ran, skipped);
+    tu_rmtree(tmpdir);
     TEST_MAIN_END();
 }
