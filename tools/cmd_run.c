@@ -31,6 +31,7 @@ static void help(FILE *f)
             "  --interpolate-pos-encoding\n"
             "                        ViT / DeiT: accept image sizes other than the config's by\n"
             "                        resizing the position embeddings (bicubic), as transformers\n"
+            "                        (CLIP and CLIPSeg always do, as their classes with the flag)\n"
             "  --quiet               print nothing on success\n"
             "  -h, --help            show this help\n"
             "\n"
