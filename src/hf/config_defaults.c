@@ -53,6 +53,16 @@ const vp_cfg_default vp_vit_defaults[] = {
     NUM("image_size", 224), NUM("patch_size", 16), NUM("num_channels", 3), NUM("encoder_stride", 16),
     { NULL, 0, 0, NULL }
 };
+const vp_cfg_default vp_clip_defaults[] = {
+    NUM("projection_dim", 512), NUM("logit_scale_init_value", 2.6592), NUM("initializer_factor", 1.0),
+    { NULL, 0, 0, NULL }
+};
+const vp_cfg_default vp_clipseg_defaults[] = {
+    NUM("projection_dim", 512), NUM("logit_scale_init_value", 2.6592), NUM("reduce_dim", 64),
+    NUM("decoder_attention_dropout", 0.0), STR("decoder_hidden_act", "quick_gelu"),
+    NUM("decoder_num_attention_heads", 4), NUM("decoder_intermediate_size", 2048),
+    NUM("conditional_layer", 0), NUM("initializer_factor", 1.0), { NULL, 0, 0, NULL }
+};
 #undef NUM
 #undef STR
 

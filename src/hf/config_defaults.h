@@ -25,6 +25,10 @@ extern const vp_cfg_default vp_clipseg_vision_defaults[];/* CLIPSegVisionConfig 
 extern const vp_cfg_default vp_siglip_text_defaults[];   /* SiglipTextConfig */
 extern const vp_cfg_default vp_siglip_vision_defaults[]; /* SiglipVisionConfig */
 extern const vp_cfg_default vp_vit_defaults[];           /* ViTConfig (DeiTConfig: same values) */
+/* The top levels of the composite configs (the numeric fields only;
+ * CLIPSegConfig's extract_layers default is (3, 6, 9)). */
+extern const vp_cfg_default vp_clip_defaults[];          /* CLIPConfig */
+extern const vp_cfg_default vp_clipseg_defaults[];       /* CLIPSegConfig */
 
 /* The default for key in defs, or NULL. */
 const vp_cfg_default *vp_cfg_find_default(const vp_cfg_default *defs, const char *key);

@@ -22,6 +22,7 @@
 static const vp_model_family *const families[] = {
     &vp_model_vit, &vp_model_deit,
     &vp_model_siglip, &vp_model_siglip_vision, &vp_model_siglip_text,
+    &vp_model_clip, &vp_model_clip_vision, &vp_model_clip_text, &vp_model_clipseg,
     NULL
 };
 

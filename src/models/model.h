@@ -166,5 +166,9 @@ void vp__pos_interpolate(float *out, const float *pos, int64_t D, int64_t g, int
 extern const vp_model_family vp_model_vit;
 extern const vp_model_family vp_model_deit;
 extern const vp_model_family vp_model_siglip, vp_model_siglip_vision, vp_model_siglip_text;
+extern const vp_model_family vp_model_clip;          /* clip.c */
+extern const vp_model_family vp_model_clip_vision;
+extern const vp_model_family vp_model_clip_text;
+extern const vp_model_family vp_model_clipseg;       /* clipseg.c */
 
 #endif
