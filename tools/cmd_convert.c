@@ -190,7 +190,9 @@ int cmd_convert(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    /* No SA_RESTART: a blocking call (an open of a FIFO, a read) must fail
+     * with EINTR so the engine sees the flag, instead of waiting forever. */
+    sa.sa_flags = 0;
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &sa, &old[i]);
     o.cancel = &g_cancel;
 

@@ -45,7 +45,11 @@ void vp__buf_free(vp_buf *b);
 
 /* ---- read-only file mapping --------------------------------------------- */
 typedef struct vp_map { int fd; const uint8_t *base; uint64_t size; } vp_map;
+/* Opens without blocking (a FIFO or device never stalls the open) and
+ * refuses anything but a regular file, naming what it is. */
 int vp__map_open(vp_map *m, const char *path, char *err, size_t errlen);
+/* "a directory", "a FIFO", ... for a stat st_mode (messages). */
+const char *vp__file_kind(unsigned mode);
 void vp__map_close(vp_map *m);
 /* Release pages of [off, off+len) (MADV_DONTNEED on a read-only mapping). */
 void vp__map_release(vp_map *m, uint64_t off, uint64_t len);
