@@ -73,14 +73,24 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
             uint64_t last = (uint64_t)storage_offset, term;
             for (int i = 0; i < ndim; i++) {
                 if (!vp__mul_u64((uint64_t)(t.shape[i] - 1), (uint64_t)t.strides[i], &term) || !vp__add_u64(last, term, &last))
-                    return vp__err(src, VP_ERR_FORMAT, "tensor '%s': view extent overflows", name);
+                    return vp__err(src, VP_ERR_FORMAT,
+                                   "tensor '%s': view extent overflows 64 bits (storage offset %lld, dimension %d: size %lld, stride %lld)",
+                                   name, (long long)storage_offset, i, (long long)t.shape[i], (long long)t.strides[i]);
             }
+            /* Print what was checked, never a wrapped product. */
             uint64_t need;
-            if (!vp__add_u64(last, 1, &need) || !vp__mul_u64(need, es, &need) || need > st->nbytes)
+            if (!vp__add_u64(last, 1, &need) || !vp__mul_u64(need, es, &need))
                 return vp__err(src, VP_ERR_FORMAT,
-                               "tensor '%s' needs %llu bytes of storage '%s' but it holds %llu",
-                               name, (unsigned long long)((last + 1) * es), st->label ? st->label : "?",
+                               "tensor '%s' reaches element %llu of storage '%s' (storage offset %lld): at %zu bytes each "
+                               "that overflows 64 bits; the storage holds %llu bytes",
+                               name, (unsigned long long)last, st->label ? st->label : "?", (long long)storage_offset, es,
                                (unsigned long long)st->nbytes);
+            if (need > st->nbytes)
+                return vp__err(src, VP_ERR_FORMAT,
+                               "tensor '%s' needs %llu bytes of storage '%s' (elements 0..%llu of %zu bytes, storage offset %lld) "
+                               "but it holds %llu",
+                               name, (unsigned long long)need, st->label ? st->label : "?", (unsigned long long)last, es,
+                               (long long)storage_offset, (unsigned long long)st->nbytes);
         }
     }
     t.name = vp__arena_strndup(&src->arena, name, namelen);
