@@ -122,10 +122,118 @@ static void messages(void)
     free(p.p); free(z.p);
 }
 
+
+/* ---- finding 2: CRC-32 of the zip members whose bytes are read ----------- */
+typedef struct crc_outcome { int open, read, range, data_null, check; size_t checked; char msg[1024]; } crc_outcome;
+
+/* Open path, then: vp_source_read of tensor 0 (with the check on or off),
+ * vp_source_file_range and vp_source_data on a fresh handle each, and
+ * vp_source_check_data. */
+static crc_outcome crc_try(const char *path, int on)
+{
+    crc_outcome o;
+    memset(&o, 0, sizeof o);
+    float buf[8];
+    vp_source *s = NULL;
+    o.open = vp_source_open(&s, path, NULL);
+    if (o.open == VP_OK) {
+        vp_source_set_crc_check(s, on);
+        o.read = vp_source_read(s, 0, buf, sizeof buf);
+        snprintf(o.msg, sizeof o.msg, "%s", vp_source_errmsg(s));
+    } else snprintf(o.msg, sizeof o.msg, "%s", vp_source_errmsg(s));
+    vp_source_close(s);
+    if (o.open) return o;
+    uint64_t off;
+    vp_source_open(&s, path, NULL);
+    vp_source_set_crc_check(s, on);
+    o.range = vp_source_file_range(s, 0, &off);
+    vp_source_close(s);
+    vp_source_open(&s, path, NULL);
+    vp_source_set_crc_check(s, on);
+    o.data_null = vp_source_data(s, 0) == NULL;
+    vp_source_close(s);
+    vp_source_open(&s, path, NULL);
+    vp_source_set_crc_check(s, 0);   /* an explicit check ignores the setting */
+    o.check = vp_source_check_data(s, &o.checked);
+    vp_source_close(s);
+    return o;
+}
+
+static void crc_checks(void)
+{
+    zlayout L;
+    /* stored member, as torch.save writes */
+    bytes p = pk_tensor64(4, 0, 4, 0);
+    bytes z = torch_zip(&p, FOUR, sizeof FOUR, 0, &L);
+    crc_outcome o = crc_try(write_tmp("crc-ok.pth", &z), 1);
+    CHECKF(o.open == VP_OK && o.read == VP_OK && o.range == VP_OK && !o.data_null && o.check == VP_OK && o.checked == 1,
+           "control: %d %d %d %d %d %zu %s", o.open, o.read, o.range, o.data_null, o.check, o.checked, o.msg);
+
+    z.p[L.data[2] + 5] ^= 0x01;   /* one bit inside t/data/0 */
+    const char *bad = write_tmp("crc-bad.pth", &z);
+    o = crc_try(bad, 1);
+    CHECK_EQ_INT(o.open, VP_OK);                 /* opening reads no tensor bytes */
+    CHECK_EQ_INT(o.read, VP_ERR_FORMAT);
+    CHECKF(tu_has(o.msg, "'t/data/0'") && tu_has(o.msg, "CRC-32") && tu_one_line(o.msg), "%s", o.msg);
+    CHECK_EQ_INT(o.range, VP_ERR_FORMAT);        /* the copy_file_range path is checked too */
+    CHECK(o.data_null);
+    CHECK_EQ_INT(o.check, VP_ERR_FORMAT);
+    o = crc_try(bad, 0);                         /* the escape hatch */
+    CHECKF(o.read == VP_OK && o.range == VP_OK && !o.data_null, "check off: %d %d %d %s", o.read, o.range, o.data_null, o.msg);
+    CHECK_EQ_INT(o.check, VP_ERR_FORMAT);
+    free(z.p);
+
+    /* deflated member whose central CRC-32 is wrong, read whole and in part
+     * (a storage of 2 elements in a member of 4: not inflated whole) */
+    for (int part = 0; part < 2; part++) {
+        free(p.p);
+        p = pk_tensor64(part ? 2 : 4, 0, part ? 2 : 4, 0);
+        z = torch_zip(&p, FOUR, sizeof FOUR, 8, &L);
+        o = crc_try(write_tmp("crc-dok.pth", &z), 1);
+        CHECKF(o.open == VP_OK && o.read == VP_OK && o.check == VP_OK && o.checked == 1, "deflated control %d: %s", part, o.msg);
+        wr32(z.p + L.cen[2] + 16, rd32(z.p + L.cen[2] + 16) ^ 0x100u);
+        o = crc_try(write_tmp("crc-dbad.pth", &z), 1);
+        CHECKF(o.open == VP_OK && o.read == VP_ERR_FORMAT && tu_has(o.msg, "'t/data/0'") && tu_has(o.msg, "CRC-32"),
+               "deflated, part %d: open %d read %d: %s", part, o.open, o.read, o.msg);
+        CHECK_EQ_INT(o.check, VP_ERR_FORMAT);
+        free(z.p);
+    }
+    free(p.p);
+
+    /* npz: a stored member with one bit flipped in its data */
+    bytes npy = make_npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", FOUR, sizeof FOUR);
+    zmember m[1] = {{"x.npy", npy.p, npy.n, 0, false}};
+    z = build_zip(m, 1, false, &L);
+    o = crc_try(write_tmp("crc-ok.npz", &z), 1);
+    CHECKF(o.open == VP_OK && o.read == VP_OK && o.range == VP_OK && o.checked == 1, "npz control: %s", o.msg);
+    z.p[L.data[0] + npy.n - 2] ^= 0x80;
+    o = crc_try(write_tmp("crc-bad.npz", &z), 1);
+    CHECKF(o.read == VP_ERR_FORMAT && tu_has(o.msg, "'x.npy'") && tu_has(o.msg, "CRC-32"), "npz: %d %s", o.read, o.msg);
+    CHECK_EQ_INT(o.range, VP_ERR_FORMAT);
+    free(z.p);
+    /* the same npz deflated: inflating it whole checks it */
+    m[0].method = 8;
+    z = build_zip(m, 1, false, &L);
+    wr32(z.p + L.cen[0] + 16, rd32(z.p + L.cen[0] + 16) ^ 1u);
+    o = crc_try(write_tmp("crc-dbad.npz", &z), 1);
+    CHECKF(o.read == VP_ERR_FORMAT && tu_has(o.msg, "'x.npy'") && tu_has(o.msg, "CRC-32"), "deflated npz: %d %s", o.read, o.msg);
+    free(z.p);
+    free(npy.p);
+
+    /* formats without checksums: nothing to check, not a failure */
+    bytes st = {0};
+    const char *hdr = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+    put64(&st, strlen(hdr)); put_str(&st, hdr); put(&st, FOUR, sizeof FOUR);
+    o = crc_try(write_tmp("plain.safetensors", &st), 1);
+    CHECKF(o.open == VP_OK && o.read == VP_OK && o.check == VP_OK && o.checked == 0, "safetensors: %s", o.msg);
+    free(st.p);
+}
+
 int main(void)
 {
     tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_harden");
     messages();
+    crc_checks();
     tu_rmtree(tmpdir);
     TEST_MAIN_END();
 }

@@ -36,6 +36,10 @@
 #define VP_ZIP_MAX_RATIO 1032u
 #define VP_ZIP_MAX_ENTRIES (1u << 24)
 
+/* Zip members' CRC-32 checks go through the mapping this many bytes at a
+ * time (the cancel flag is looked at and the pages dropped after each). */
+#define VP_CRC_CHUNK (8u << 20)
+
 /* Working buffer for streaming copies and conversions. */
 #define VP_IO_CHUNK (4u << 20)
 /* Buffer for plain byte copies (read + write): small enough to stay in cache. */

@@ -3,6 +3,7 @@
 #define VP_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,8 @@ typedef struct vp_storage {
     uint64_t skip;           /* DEFLATE: bytes to skip after inflating (npy header) */
     uint8_t *owned;          /* DEFLATE/MEMORY: the bytes, NULL until loaded */
     const char *label;       /* for messages: "archive/data/3", "params/x.npy" */
+    bool crc;                /* the bytes come from zip member `zip_entry` (any kind):
+                                its CRC-32 is checked before they are first used */
 } vp_storage;
 
 struct vp_zip;   /* src/format/zip.h */
@@ -96,6 +99,10 @@ struct vp_source {
     size_t *view_index;      /* view i -> index in all */
 
     vp_value *root;          /* pickled object, if any */
+
+    bool no_crc;                     /* skip the zip members' CRC-32 checks (vp_source_set_crc_check) */
+    const atomic_int *cancel;        /* when set non-zero, long reads (CRC, inflate) stop with
+                                        "interrupted"; set by the converter from its options */
 
     void *format_data;               /* reader-private data (safetensors: __metadata__) */
     void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
@@ -132,6 +139,13 @@ void vp__zip_free(struct vp_zip *zip);
 /* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
  * start (want <= its uncompressed size). VP_OK or an error with message. */
 int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
+/* Check member `entry`'s CRC-32 over all its bytes (stored: through the
+ * mapping, pages released as it goes; deflated: inflated through a bounded
+ * buffer), once: the outcome is kept. VP_OK when it matches or when
+ * src->no_crc and not `force`; else an error naming the member. */
+int vp__zip_verify(vp_source *src, long entry, bool force);
+/* True (message set) when src->cancel is set. */
+bool vp__interrupted(vp_source *src);
 
 /* Whether strides (in elements) lay the shape out in C order; size-1
  * dimensions may have any stride. Products of in-bounds views cannot

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "format/zip.h"   /* vp__zip_count: the CRC-32 checks */
 
 /* ---- tables ------------------------------------------------------------- */
 long vp__add_storage(vp_source *src, const vp_storage *st)
@@ -116,8 +117,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
             vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
             return NULL;
         }
+        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
         return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
     case VP_STORE_MEMORY:
+        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
         return st->owned ? st->owned : (const uint8_t *)"";
     case VP_STORE_DEFLATE: {
         if (st->owned) return st->owned + st->skip;
@@ -125,7 +128,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         if (!vp__add_u64(st->nbytes, st->skip, &total) || total > SIZE_MAX) { vp__err(src, VP_ERR_LIMIT, "storage too large"); return NULL; }
         uint8_t *buf = vp__malloc((size_t)total ? (size_t)total : 1);
         if (!buf) { vp__err(src, VP_ERR_NOMEM, "out of memory inflating '%s' (%llu bytes)", st->label ? st->label : "?", (unsigned long long)total); return NULL; }
-        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK) { vp__free(buf); return NULL; }
+        /* Inflating the whole member checks its CRC-32; a storage that ends
+         * before its member is checked over all of it. */
+        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK ||
+            (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
@@ -352,15 +358,48 @@ const void *vp_source_data(vp_source *src, size_t i)
     return base ? base + (size_t)t->storage_offset * vp_dtype_size(t->dtype) : NULL;
 }
 
-int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset)
+int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
 {
     if (!src || i >= src->nview) return VP_ERR_ARG;
     const vp_tensor *t = &src->view[i];
     if (t->storage < 0 || !is_c_contiguous(t)) return VP_ERR_UNSUPPORTED;
     const vp_storage *st = &src->storages[t->storage];
     if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
+    /* The caller copies the bytes without looking at them: check first. */
+    if (st->crc) {
+        int rc = vp__zip_verify(src, st->zip_entry, false);
+        if (rc) return rc;
+    }
     *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
     return VP_OK;
+}
+
+void vp_source_set_crc_check(vp_source *src, int on)
+{
+    if (src) src->no_crc = !on;
+}
+
+int vp_source_check_data(vp_source *src, size_t *checked)
+{
+    if (checked) *checked = 0;
+    if (!src) return VP_ERR_ARG;
+    if (!src->zip) return VP_OK;
+    /* each member once, in archive order, whatever shares it */
+    uint8_t *want = vp__calloc((size_t)vp__zip_count(src) + 1, 1);
+    if (!want) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < src->nview; i++) {
+        long s = src->view[i].storage;
+        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < vp__zip_count(src))
+            want[src->storages[s].zip_entry] = 1;
+    }
+    int rc = VP_OK;
+    for (long e = 0; e < vp__zip_count(src) && rc == VP_OK; e++) {
+        if (!want[e]) continue;
+        rc = vp__zip_verify(src, e, true);
+        if (rc == VP_OK && checked) ++*checked;
+    }
+    vp__free(want);
+    return rc;
 }
 
 void vp_source_release(vp_source *src, size_t i)

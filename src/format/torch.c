@@ -464,12 +464,13 @@ static int zip_persid(void *ud, vp_source *src, const vp_value *pid, vp_value **
     st.nbytes = nbytes;
     st.label = vp__arena_strndup(&src->arena, member, strlen(member));
     if (!st.label) return vp__err(src, VP_ERR_LIMIT, "out of name memory");
+    st.zip_entry = e;
+    st.crc = true;
     if (vp__zip_method(src, e) == VP_ZIP_STORED) {
         st.kind = VP_STORE_FILE;
         st.offset = vp__zip_data_offset(src, e);
     } else {
         st.kind = VP_STORE_DEFLATE;
-        st.zip_entry = e;
     }
     long idx = vp__add_storage(src, &st);
     if (idx < 0) return VP_ERR_LIMIT;
