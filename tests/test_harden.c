@@ -3,6 +3,8 @@
  * CRC-32 of the zip members whose bytes are read (finding 2), and memory
  * bounded by a small multiple of the header for the table-building readers
  * (finding 3, measured through the allocator hook, not RSS). */
+#include <cjson/cJSON.h>
+#include <libdeflate.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,11 +231,189 @@ static void crc_checks(void)
     free(st.p);
 }
 
+/* ---- finding 3: memory bounded by a small multiple of the input --------- */
+/* An allocator that counts live bytes (a header before each block keeps
+ * its size) and the peak. */
+typedef struct counting { size_t live, peak; } counting;
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)osize;
+    counting *c = ud;
+    size_t *h = ptr ? (size_t *)ptr - 2 : NULL;
+    if (h) c->live -= h[0];
+    if (nsize == 0) { free(h); return NULL; }
+    size_t *q = realloc(h, nsize + 2 * sizeof *q);
+    if (!q) { if (h) c->live += h[0]; return NULL; }
+    q[0] = nsize;
+    c->live += nsize;
+    if (c->live > c->peak) c->peak = c->live;
+    return q + 2;
+}
+
+/* cJSON takes hooks without a context: they count into this one. (The
+ * safetensors reader once built a cJSON tree outside the library's
+ * allocator; counting it too keeps this test able to see that.) */
+static counting *cjson_count;
+static void *cjson_malloc(size_t n) { return counting_alloc(cjson_count, NULL, 0, n); }
+static void cjson_free(void *p) { if (p) counting_alloc(cjson_count, p, 0, 0); }
+
+/* Peak bytes allocated while opening (and closing) path: the library's
+ * allocator hook, and cJSON's. */
+static size_t peak_open(const char *path, int *rc, size_t *count)
+{
+    counting c = {0, 0};
+    cjson_count = &c;
+    cJSON_Hooks hooks = {cjson_malloc, cjson_free};
+    cJSON_InitHooks(&hooks);
+    vp__set_allocator(counting_alloc, &c);
+    vp_source *src = NULL;
+    *rc = vp_source_open(&src, path, NULL);
+    *count = vp_source_count(src);
+    vp_source_close(src);
+    vp__set_allocator(NULL, NULL);
+    cJSON_InitHooks(NULL);
+    if (c.live) fprintf(stderr, "%s: %zu bytes still allocated after close\n", path, c.live);
+    return c.peak;
+}
+
+/* A safetensors file whose header holds n entries made by entry(i). */
+static bytes st_file(size_t n, int kind)
+{
+    bytes h = {0};
+    put_str(&h, "{");
+    char b[256];
+    for (size_t i = 0; i < n; i++) {
+        int k = 0;
+        switch (kind) {
+        case 0: k = snprintf(b, sizeof b, "\"t%zu\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}", i); break;
+        case 1: k = snprintf(b, sizeof b, "\"t%zu\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,0],\"data_offsets\":[0,0]}", i); break;
+        case 2: k = snprintf(b, sizeof b, "\"m%zu\":\"\"", i); break;   /* inside __metadata__ */
+        }
+        if (i) put_str(&h, ",");
+        put(&h, b, (size_t)k);
+    }
+    put_str(&h, "}");
+    bytes f = {0};
+    if (kind == 2) {
+        put64(&f, h.n + 17);
+        put_str(&f, "{\"__metadata__\":");
+        put(&f, h.p, h.n);
+        put_str(&f, "}");
+    } else {
+        put64(&f, h.n);
+        put(&f, h.p, h.n);
+    }
+    free(h.p);
+    return f;
+}
+
+static void memory_bounds(void)
+{
+    static const char *what[] = {"empty tensors", "8-d empty tensors", "metadata pairs"};
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = 200000;
+        bytes f = st_file(n, kind);
+        int rc;
+        size_t count;
+        size_t peak = peak_open(write_tmp("many.safetensors", &f), &rc, &count);
+        size_t header = f.n - 8;
+        double ratio = (double)peak / (double)header;
+        printf("safetensors, %zu %s: header %zu bytes, peak %zu bytes allocated (%.1fx)\n", n, what[kind], header, peak, ratio);
+        CHECKF(rc == VP_OK && count == (kind == 2 ? 0 : n), "%s: rc %d, %zu tensors", what[kind], rc, count);
+        CHECKF(peak <= (size_t)VP_ST_MEM_PER_HEADER_BYTE * header + VP_ST_MEM_FIXED,
+               "%s: peak %zu bytes for a %zu-byte header is more than %u per byte + %u", what[kind], peak, header,
+               VP_ST_MEM_PER_HEADER_BYTE, VP_ST_MEM_FIXED);
+        free(f.p);
+    }
+}
+
+/* A zip of n stored members (n < 65536), for tables too big for
+ * build_zip's ZIP_MAX_MEMBERS. */
+static bytes build_zip_many(const zmember *m, int n)
+{
+    bytes b = {0};
+    size_t *lho = malloc((size_t)n * sizeof *lho);
+    uint32_t *crc = malloc((size_t)n * sizeof *crc);
+    for (int i = 0; i < n; i++) {
+        size_t nlen = strlen(m[i].name);
+        crc[i] = (uint32_t)libdeflate_crc32(0, m[i].data, m[i].len);
+        lho[i] = b.n;
+        put32(&b, 0x04034b50); put16(&b, 20); put16(&b, 0); put16(&b, 0); put16(&b, 0); put16(&b, 0x21);
+        put32(&b, crc[i]); put32(&b, (uint32_t)m[i].len); put32(&b, (uint32_t)m[i].len);
+        put16(&b, (unsigned)nlen); put16(&b, 0); put(&b, m[i].name, nlen); put(&b, m[i].data, m[i].len);
+    }
+    size_t cd = b.n;
+    for (int i = 0; i < n; i++) {
+        size_t nlen = strlen(m[i].name);
+        put32(&b, 0x02014b50); put16(&b, 0x031e); put16(&b, 20); put16(&b, 0); put16(&b, 0); put16(&b, 0); put16(&b, 0x21);
+        put32(&b, crc[i]); put32(&b, (uint32_t)m[i].len); put32(&b, (uint32_t)m[i].len);
+        put16(&b, (unsigned)nlen); put16(&b, 0); put16(&b, 0); put16(&b, 0); put16(&b, 0); put32(&b, 0);
+        put32(&b, (uint32_t)lho[i]); put(&b, m[i].name, nlen);
+    }
+    size_t cdsize = b.n - cd;
+    put32(&b, 0x06054b50); put16(&b, 0); put16(&b, 0); put16(&b, (unsigned)n); put16(&b, (unsigned)n);
+    put32(&b, (uint32_t)cdsize); put32(&b, (uint32_t)cd); put16(&b, 0);
+    free(lho);
+    free(crc);
+    return b;
+}
+
+/* The same measure for the other readers' tables: a zip central directory
+ * of many members, an npz of many tiny arrays, a pickle of one-byte
+ * opcodes that each make a value (the worst per input byte). */
+static void memory_bounds_others(void)
+{
+    enum { NZ = 20000, NNPZ = 4000 };
+    static zmember m[NZ];
+    static char names[NZ][16];
+    int rc;
+    size_t count;
+    /* zip: many empty stored members; the archive is refused (neither
+     * data.pkl nor .npy) after its directory is read */
+    for (int i = 0; i < NZ; i++) { snprintf(names[i], sizeof names[i], "m%d", i); m[i] = (zmember){names[i], "", 0, 0, false}; }
+    bytes z = build_zip_many(m, NZ);
+    size_t peak = peak_open(write_tmp("many.zip", &z), &rc, &count);
+    printf("zip, %d members: %zu bytes, peak %zu bytes allocated (%.1fx)\n", NZ, z.n, peak, (double)peak / (double)z.n);
+    CHECKF(rc == VP_ERR_UNSUPPORTED, "many-member zip: rc %d", rc);
+    CHECKF(peak <= (size_t)VP_ZIP_MEM_PER_BYTE * z.n + VP_ZIP_MEM_FIXED, "zip: peak %zu for %zu bytes", peak, z.n);
+    free(z.p);
+
+    /* npz: many one-byte arrays */
+    bytes npy = make_npy(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", "x", 1);
+    static char npz_names[NNPZ][20];
+    for (int i = 0; i < NNPZ; i++) { snprintf(npz_names[i], sizeof npz_names[i], "a%d.npy", i); m[i] = (zmember){npz_names[i], npy.p, npy.n, 0, false}; }
+    z = build_zip_many(m, NNPZ);
+    peak = peak_open(write_tmp("many.npz", &z), &rc, &count);
+    printf("npz, %d members: %zu bytes, peak %zu bytes allocated (%.1fx)\n", NNPZ, z.n, peak, (double)peak / (double)z.n);
+    CHECKF(rc == VP_OK && count == NNPZ, "many-member npz: rc %d, %zu tensors", rc, count);
+    CHECKF(peak <= (size_t)VP_ZIP_MEM_PER_BYTE * z.n + VP_ZIP_MEM_FIXED, "npz: peak %zu for %zu bytes", peak, z.n);
+    free(z.p);
+    free(npy.p);
+
+    /* pickle: PROTO 2, then EMPTY_LIST + MEMOIZE pairs (each byte pair a
+     * new value, a stack slot and a memo entry), then STOP */
+    enum { NP = 1 << 19 };
+    bytes pk = {0};
+    put8(&pk, 0x80); put8(&pk, 4);
+    for (int i = 0; i < NP; i++) { put8(&pk, ']'); put8(&pk, 0x94); }
+    put8(&pk, '.');
+    z = torch_zip(&pk, FOUR, sizeof FOUR, 0, NULL);
+    peak = peak_open(write_tmp("lists.pth", &z), &rc, &count);
+    printf("pickle, %d lists: %zu bytes of pickle, peak %zu bytes allocated (%.1fx)\n", NP, pk.n, peak, (double)peak / (double)pk.n);
+    CHECKF(rc == VP_OK ? count == 0 : 1, "the list pickle gave %zu tensors", count);
+    CHECKF(peak <= (size_t)VP_PICKLE_MEM_PER_BYTE * pk.n + VP_ARENA_FIXED + VP_PICKLE_MEM_FIXED,
+           "pickle: peak %zu for %zu bytes", peak, pk.n);
+    free(z.p);
+    free(pk.p);
+}
+
 int main(void)
 {
     tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_harden");
     messages();
     crc_checks();
+    memory_bounds();
+    memory_bounds_others();
     tu_rmtree(tmpdir);
     TEST_MAIN_END();
 }

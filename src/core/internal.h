@@ -112,6 +112,9 @@ struct vp_source {
 int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 
+/* Make room for this many more tensors and storages at once (a reader that
+ * knows its count spares the doubling's slack). VP_OK or an error. */
+int vp__reserve_tables(vp_source *src, size_t tensors, size_t storages);
 /* Add a storage; returns its index or -1 (error set). */
 long vp__add_storage(vp_source *src, const vp_storage *st);
 /*

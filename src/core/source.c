@@ -21,6 +21,23 @@ long vp__add_storage(vp_source *src, const vp_storage *st)
     return (long)src->nstorages++;
 }
 
+int vp__reserve_tables(vp_source *src, size_t tensors, size_t storages)
+{
+    if (tensors > VP_MAX_TENSORS || storages > VP_MAX_TENSORS)
+        return vp__err(src, VP_ERR_LIMIT, "more than %u tensors", VP_MAX_TENSORS);
+    if (src->capall - src->nall < tensors) {
+        vp_tensor *p = vp__realloc(src->all, (src->nall + tensors) * sizeof *p);
+        if (!p) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+        src->all = p; src->capall = src->nall + tensors;
+    }
+    if (src->capstorages - src->nstorages < storages) {
+        vp_storage *p = vp__realloc(src->storages, (src->nstorages + storages) * sizeof *p);
+        if (!p) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+        src->storages = p; src->capstorages = src->nstorages + storages;
+    }
+    return VP_OK;
+}
+
 int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
                    const int64_t *shape, const int64_t *strides, int64_t storage_offset, long storage)
 {
