@@ -407,11 +407,90 @@ static void memory_bounds_others(void)
     free(pk.p);
 }
 
+/* Big stored members are checked by a thread ahead of the reader
+ * (VP_CRC_AHEAD_MIN): the outcome must be the same, whichever side checks
+ * a member, and closing the source mid-check must neither hang nor leak. */
+static void crc_ahead(void)
+{
+    enum { K = 4 };
+    const size_t per = (VP_CRC_AHEAD_MIN / K) + (1u << 20);   /* together above the threshold */
+    const size_t numel = per / 4;
+    bytes p = {0};
+    put8(&p, 0x80); put8(&p, 2); put8(&p, '}'); put8(&p, '(');
+    char key[8];
+    for (int k = 0; k < K; k++) {
+        snprintf(key, sizeof key, "t%d", k);
+        pk_str(&p, key);
+        snprintf(key, sizeof key, "%d", k);
+        pk_global(&p, "torch._utils", "_rebuild_tensor_v2");
+        put8(&p, '(');
+        put8(&p, '('); pk_str(&p, "storage"); pk_global(&p, "torch", "FloatStorage"); pk_str(&p, key); pk_str(&p, "cpu"); pk_i64(&p, (int64_t)numel); put8(&p, 't');
+        put8(&p, 'Q'); pk_i64(&p, 0);
+        put8(&p, '('); pk_i64(&p, (int64_t)numel); put8(&p, 't');
+        put8(&p, '('); pk_i64(&p, 1); put8(&p, 't');
+        put8(&p, 0x89); pk_global(&p, "collections", "OrderedDict"); put8(&p, ')'); put8(&p, 'R');
+        put8(&p, 't'); put8(&p, 'R');
+    }
+    put8(&p, 'u'); put8(&p, '.');
+    uint8_t *data = malloc(per * K);
+    for (size_t i = 0; i < per * K; i++) data[i] = (uint8_t)(i * 2654435761u >> 13);
+    zmember m[K + 1];
+    char names[K][16];
+    m[0] = (zmember){"t/data.pkl", p.p, p.n, 0, true};
+    for (int k = 0; k < K; k++) {
+        snprintf(names[k], sizeof names[k], "t/data/%d", k);
+        m[k + 1] = (zmember){names[k], data + (size_t)k * per, numel * 4, 0, true};
+    }
+    zlayout L;
+    bytes z = build_zip(m, K + 1, false, &L);
+    const char *path = write_tmp("ahead.pth", &z);
+    uint64_t off;
+    /* all good: every tensor's range is offered, in any order */
+    vp_source *s = NULL;
+    CHECK_EQ_INT(vp_source_open(&s, path, NULL), VP_OK);
+    for (int k = K - 1; k >= 0; k--) CHECKF(vp_source_file_range(s, (size_t)k, &off) == VP_OK, "%s", vp_source_errmsg(s));
+    CHECKF(vp_source_check_data(s, &(size_t){0}) == VP_OK, "%s", vp_source_errmsg(s));
+    vp_source_close(s);
+    /* closing right after the thread starts: no hang, no leak */
+    CHECK_EQ_INT(vp_source_open(&s, path, NULL), VP_OK);
+    CHECK_EQ_INT(vp_source_file_range(s, 0, &off), VP_OK);
+    vp_source_close(s);
+    /* the last member damaged: found whichever side checks it */
+    z.p[L.data[K] + per / 2] ^= 0x10;
+    path = write_tmp("ahead-bad.pth", &z);
+    for (int order = 0; order < 2; order++) {
+        CHECK_EQ_INT(vp_source_open(&s, path, NULL), VP_OK);
+        int bad_rc = 0;
+        for (int i = 0; i < K; i++) {
+            int k = order ? K - 1 - i : i;
+            int rc = vp_source_file_range(s, (size_t)k, &off);
+            if (k == K - 1) {
+                bad_rc = rc;
+                CHECKF(tu_has(vp_source_errmsg(s), "'t/data/3'") && tu_has(vp_source_errmsg(s), "CRC-32"), "%s", vp_source_errmsg(s));
+            } else CHECKF(rc == VP_OK, "order %d, tensor %d: %s", order, k, vp_source_errmsg(s));
+        }
+        CHECK_EQ_INT(bad_rc, VP_ERR_FORMAT);
+        vp_source_close(s);
+    }
+    /* cancelled: the reader stops with "interrupted" (the caller's flag) */
+    atomic_int flag;
+    atomic_init(&flag, 1);
+    CHECK_EQ_INT(vp_source_open(&s, path, NULL), VP_OK);
+    s->cancel = &flag;
+    CHECK_EQ_INT(vp_source_file_range(s, 1, &off), VP_ERR_IO);
+    CHECKF(tu_has(vp_source_errmsg(s), "interrupted"), "%s", vp_source_errmsg(s));
+    vp_source_close(s);
+    free(z.p);
+    free(data);
+    free(p.p);
+}
+
 int main(void)
 {
     tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_harden");
     messages();
     crc_checks();
+    crc_ahead();
     memory_bounds();
     memory_bounds_others();
     tu_rmtree(tmpdir);

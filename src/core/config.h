@@ -67,6 +67,9 @@
 /* Zip members' CRC-32 checks go through the mapping this many bytes at a
  * time (the cancel flag is looked at and the pages dropped after each). */
 #define VP_CRC_CHUNK (8u << 20)
+/* An archive whose stored members to check hold at least this many bytes
+ * gets a thread that checks them ahead of the copy (src/format/zip.c). */
+#define VP_CRC_AHEAD_MIN (64u << 20)
 
 /* Working buffer for streaming copies and conversions. */
 #define VP_IO_CHUNK (4u << 20)

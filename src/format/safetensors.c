@@ -570,14 +570,14 @@ int vp__open_safetensors(vp_source *src)
     int rc = parse_header(&p, (const char *)src->map.base + 8, (size_t)hn);
     if (!rc) rc = finish_metadata(src, &p);
     if (!rc) {
-        qsort(p.e, p.n, sizeof *p.e, cmp_entry_name);
+        if (p.n) qsort(p.e, p.n, sizeof *p.e, cmp_entry_name);
         char b[160];
         for (size_t i = 1; i < p.n && !rc; i++)
             if (!strcmp(p.e[i].name, p.e[i - 1].name))
                 rc = vp__err(src, VP_ERR_FORMAT, "duplicate tensor name '%s'", shown(b, p.e[i].name));
     }
     if (!rc) {
-        qsort(p.e, p.n, sizeof *p.e, cmp_entry_offsets);
+        if (p.n) qsort(p.e, p.n, sizeof *p.e, cmp_entry_offsets);
         rc = check_tiling(src, p.e, p.n, p.datasize);
     }
     if (!rc) rc = add_entries(src, p.e, p.n, p.pool, 8 + hn);

@@ -8,6 +8,7 @@
  * starts and to check it names the same member.
  */
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -321,9 +322,12 @@ int vp__zip_open(vp_source *src)
     return build_hash(src, z);
 }
 
+static void ahead_stop(struct vp_zip *z);
+
 void vp__zip_free(struct vp_zip *zip)
 {
     if (!zip) return;
+    ahead_stop(zip);
     vp__free(zip->entries);
     vp__free(zip->crc_state);
     vp__free(zip->crc_got);
@@ -402,7 +406,128 @@ static uint32_t crc_of(const uint8_t *p, uint64_t n)
     return (uint32_t)libdeflate_crc32(0, p, (size_t)n);
 }
 
-enum { CRC_UNCHECKED = 0, CRC_GOOD = 1, CRC_BAD = 2 };
+/* Member states; CRC_BUSY: one thread is computing it, others wait. */
+enum { CRC_UNCHECKED = 0, CRC_GOOD = 1, CRC_BAD = 2, CRC_BUSY = 3 };
+
+/* ---- checking ahead -----------------------------------------------------
+ * A conversion copies stored members with copy_file_range, which never
+ * brings their bytes into the process, so their CRC-32 costs one more read
+ * of the data. Once a big archive's first stored member is checked, a
+ * thread checks the others in archive order while the caller copies, and a
+ * caller that needs a member the thread has not reached checks it itself
+ * (or waits for the thread to finish the one it is on). No member's bytes
+ * are handed out before its check is done. */
+struct vp_crc_ahead {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool stop;
+    vp_source *src;          /* read only: the mapping and the zip table */
+    uint8_t *want;           /* members to check */
+};
+
+static void zlock(struct vp_zip *z) { if (z->ahead) pthread_mutex_lock(&z->ahead->mu); }
+static void zunlock(struct vp_zip *z) { if (z->ahead) pthread_mutex_unlock(&z->ahead->mu); }
+
+/* Settle member i's state after a check that ran to the end (`done`) or
+ * was stopped; wakes the waiters. */
+static void settle(struct vp_zip *z, long i, bool done, uint32_t got)
+{
+    zlock(z);
+    if (done) {
+        z->crc_state[i] = got == z->entries[i].crc32 ? CRC_GOOD : CRC_BAD;
+        z->crc_got[i] = got;
+    } else {
+        z->crc_state[i] = CRC_UNCHECKED;
+    }
+    if (z->ahead) pthread_cond_broadcast(&z->ahead->cv);
+    zunlock(z);
+}
+
+/* CRC-32 of a stored member through the mapping, in bounded steps, dropping
+ * the pages behind (they stay in the page cache for the copy that follows),
+ * so a multi-gigabyte member costs no resident memory. False when stopped. */
+static bool crc_stored(vp_source *src, const vp_zip_entry *e, const atomic_bool *stop, uint32_t *out)
+{
+    uint32_t c = 0;
+    for (uint64_t done = 0; done < e->usize;) {
+        /* the thread looks at its own flag only (set by vp_source_close) */
+        if (stop ? atomic_load(stop) : src->cancel && atomic_load(src->cancel)) return false;
+        uint64_t k = e->usize - done < VP_CRC_CHUNK ? e->usize - done : VP_CRC_CHUNK;
+        c = (uint32_t)libdeflate_crc32(c, src->map.base + e->data_offset + done, (size_t)k);
+        vp__map_release(&src->map, e->data_offset + done, k);
+        done += k;
+    }
+    *out = c;
+    return true;
+}
+
+static void *ahead_main(void *arg)
+{
+    struct vp_crc_ahead *a = arg;
+    struct vp_zip *z = a->src->zip;
+    for (long i = 0; i < z->count && !atomic_load(&a->stop); i++) {
+        if (!a->want[i]) continue;
+        pthread_mutex_lock(&a->mu);
+        bool mine = z->crc_state[i] == CRC_UNCHECKED;
+        if (mine) z->crc_state[i] = CRC_BUSY;
+        pthread_mutex_unlock(&a->mu);
+        if (!mine) continue;
+        uint32_t got = 0;
+        bool done = crc_stored(a->src, &z->entries[i], &a->stop, &got);
+        settle(z, i, done, got);
+    }
+    return NULL;
+}
+
+/* Start the thread when the stored members to check are many and big
+ * (VP_CRC_AHEAD_MIN bytes); best effort: without it callers check alone. */
+static void ahead_start(vp_source *src)
+{
+    struct vp_zip *z = src->zip;
+    z->ahead_tried = true;
+    uint8_t *want = vp__calloc((size_t)z->count + 1, 1);
+    if (!want) return;
+    uint64_t bytes = 0;
+    long n = 0;
+    for (size_t s = 0; s < src->nstorages; s++) {
+        const vp_storage *st = &src->storages[s];
+        if (!st->crc || st->zip_entry < 0 || st->zip_entry >= z->count || want[st->zip_entry]) continue;
+        const vp_zip_entry *e = &z->entries[st->zip_entry];
+        if (e->method != VP_ZIP_STORED || z->crc_state[st->zip_entry] != CRC_UNCHECKED) continue;
+        want[st->zip_entry] = 1;
+        bytes += e->usize;
+        n++;
+    }
+    struct vp_crc_ahead *a = n >= 2 && bytes >= VP_CRC_AHEAD_MIN ? vp__calloc(1, sizeof *a) : NULL;
+    if (!a) { vp__free(want); return; }
+    a->src = src;
+    a->want = want;
+    atomic_init(&a->stop, false);
+    if (pthread_mutex_init(&a->mu, NULL)) { vp__free(want); vp__free(a); return; }
+    if (pthread_cond_init(&a->cv, NULL)) { pthread_mutex_destroy(&a->mu); vp__free(want); vp__free(a); return; }
+    z->ahead = a;   /* from here on the states are read and written under a->mu */
+    if (pthread_create(&a->thr, NULL, ahead_main, a)) {
+        z->ahead = NULL;
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        vp__free(want);
+        vp__free(a);
+    }
+}
+
+static void ahead_stop(struct vp_zip *z)
+{
+    struct vp_crc_ahead *a = z->ahead;
+    if (!a) return;
+    atomic_store(&a->stop, true);
+    pthread_join(a->thr, NULL);
+    z->ahead = NULL;
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    vp__free(a->want);
+    vp__free(a);
+}
 
 bool vp__interrupted(vp_source *src)
 {
@@ -417,12 +542,12 @@ static int crc_fail(vp_source *src, const vp_zip_entry *e, uint32_t got)
                    e->name, (unsigned)e->crc32, (unsigned)got);
 }
 
-/* Record the outcome of a check over all of member e's bytes. */
+/* Record the outcome of a check over all of member e's bytes (made by this
+ * thread on a member nobody else is checking). */
 static int crc_settle(vp_source *src, const vp_zip_entry *e, uint32_t got)
 {
     long i = (long)(e - src->zip->entries);
-    src->zip->crc_state[i] = got == e->crc32 ? CRC_GOOD : CRC_BAD;
-    src->zip->crc_got[i] = got;
+    settle(src->zip, i, true, got);
     return got == e->crc32 ? VP_OK : crc_fail(src, e, got);
 }
 
@@ -545,7 +670,7 @@ int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want)
 }
 
 /* CRC-32 of a deflated member, inflated through a bounded buffer. */
-static int verify_deflated(vp_source *src, const vp_zip_entry *e)
+static int crc_deflated(vp_source *src, const vp_zip_entry *e, uint32_t *out)
 {
     uint8_t *buf = vp__malloc(VP_COPY_CHUNK);
     if (!buf) return vp__err(src, VP_ERR_NOMEM, "out of memory");
@@ -565,30 +690,36 @@ static int verify_deflated(vp_source *src, const vp_zip_entry *e)
     if (rc == VP_OK) rc = check_stream_end(src, &z, zr, e);
     inflateEnd(&z.zs);
     vp__free(buf);
-    return rc ? rc : crc_settle(src, e, c);
+    *out = c;
+    return rc;
 }
 
 int vp__zip_verify(vp_source *src, long entry, bool force)
 {
     const vp_zip_entry *e = vp__zip_entry(src, entry);
     if (!e) return vp__err(src, VP_ERR_ARG, "zip: no member %ld", entry);
-    uint8_t st = src->zip->crc_state[entry];
-    if (st == CRC_GOOD) return VP_OK;
-    if (st == CRC_BAD) return crc_fail(src, e, src->zip->crc_got[entry]);
-    if (src->no_crc && !force) return VP_OK;
-    if (e->method != VP_ZIP_STORED) return verify_deflated(src, e);
-    /* Stored: through the mapping in bounded steps, dropping the pages
-     * behind (they stay in the page cache for the copy that follows), so a
-     * multi-gigabyte member costs no resident memory. */
-    uint32_t c = 0;
-    for (uint64_t done = 0; done < e->usize;) {
-        if (vp__interrupted(src)) return VP_ERR_IO;
-        uint64_t k = e->usize - done < VP_CRC_CHUNK ? e->usize - done : VP_CRC_CHUNK;
-        c = (uint32_t)libdeflate_crc32(c, src->map.base + e->data_offset + done, (size_t)k);
-        vp__map_release(&src->map, e->data_offset + done, k);
-        done += k;
+    struct vp_zip *z = src->zip;
+    if (!z->ahead_tried && !src->no_crc && e->method == VP_ZIP_STORED && z->crc_state[entry] == CRC_UNCHECKED) {
+        /* check this one first, then the others ahead */
+        z->ahead_tried = true;
+        int rc = vp__zip_verify(src, entry, force);
+        ahead_start(src);
+        return rc;
     }
-    return crc_settle(src, e, c);
+    zlock(z);
+    while (z->crc_state[entry] == CRC_BUSY) pthread_cond_wait(&z->ahead->cv, &z->ahead->mu);
+    uint8_t st = z->crc_state[entry];
+    uint32_t got = z->crc_got[entry];
+    bool check = st == CRC_UNCHECKED && (force || !src->no_crc);
+    if (check) z->crc_state[entry] = CRC_BUSY;   /* mine */
+    zunlock(z);
+    if (st == CRC_GOOD || (st == CRC_UNCHECKED && !check)) return VP_OK;
+    if (st == CRC_BAD) return crc_fail(src, e, got);
+    int rc;
+    if (e->method == VP_ZIP_STORED) rc = crc_stored(src, e, NULL, &got) ? VP_OK : (vp__interrupted(src), VP_ERR_IO);
+    else rc = crc_deflated(src, e, &got);
+    settle(z, entry, rc == VP_OK, got);
+    return rc ? rc : got == e->crc32 ? VP_OK : crc_fail(src, e, got);
 }
 
 int vp__zip_read(vp_source *src, long i, const uint8_t **data, size_t *len, uint8_t **owned, size_t max)

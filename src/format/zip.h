@@ -48,6 +48,8 @@ struct vp_zip {
     size_t hash_mask;
     uint8_t *crc_state;     /* per member: 0 not checked yet, 1 CRC-32 matches, 2 it does not */
     uint32_t *crc_got;      /* per member: the CRC-32 its bytes gave, once checked */
+    struct vp_crc_ahead *ahead;   /* the background checker of stored members (zip.c), or NULL */
+    bool ahead_tried;
 };
 
 /* Number of members (0 when src has no zip). */
