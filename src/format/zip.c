@@ -490,8 +490,9 @@ static void ahead_start(vp_source *src)
     if (!want) return;
     uint64_t bytes = 0;
     long n = 0;
-    for (size_t s = 0; s < src->nstorages; s++) {
-        const vp_storage *st = &src->storages[s];
+    for (size_t t = 0; t < src->nview; t++) {   /* the members the (narrowed) tensors use */
+        if (src->view[t].storage < 0 || (size_t)src->view[t].storage >= src->nstorages) continue;
+        const vp_storage *st = &src->storages[src->view[t].storage];
         if (!st->crc || st->zip_entry < 0 || st->zip_entry >= z->count || want[st->zip_entry]) continue;
         const vp_zip_entry *e = &z->entries[st->zip_entry];
         if (e->method != VP_ZIP_STORED || z->crc_state[st->zip_entry] != CRC_UNCHECKED) continue;
