@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Fuzz every fuzz/fuzz_*.c target for SECONDS each (default 60):
 #   fuzz/run.sh [SECONDS]
-# Builds with clang in build-fuzz, seeds each corpus from tests/fixtures and
-# the conformance checkpoints (files under 2 MB, chosen by their magic bytes),
-# runs the targets one after another and prints one line per target.
+# Builds with clang in build-fuzz, first replays each target's committed
+# corpus (fuzz/corpus/TARGET: the minimised inputs of the longer campaigns,
+# fuzz/campaign.sh) in full, then seeds each corpus from tests/fixtures, the
+# conformance checkpoints (files under 2 MB, chosen by their magic bytes) and
+# the committed corpus, runs the targets one after another and prints one line
+# per target.
 # Exits non-zero if any target found a crash, leak, timeout or sanitizer report
 # (the input is kept in build-fuzz/artifacts/).
 set -euo pipefail
@@ -126,15 +129,28 @@ for t in "${targets[@]}"; do
     fi
   done
   log=$build/$t.log
+  keep=$root/fuzz/corpus/$t
+  keepdirs=()
+  [ -d "$keep" ] && keepdirs=("$keep")
   set +e
-  "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -timeout=30 \
-    -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$corpus" >"$log" 2>&1
-  rc=$?
+  rc=0 kept=0
+  if [ -d "$keep" ]; then   # every committed input, once: a regression fails here
+    kept=$(find "$keep" -type f | wc -l)
+    "$build/fuzz/$t" -runs=0 -rss_limit_mb=2048 -timeout=30 -artifact_prefix="$build/artifacts/$t-" \
+      "$keep" >"$build/$t.replay.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || cp "$build/$t.replay.log" "$log"
+  fi
+  if [ $rc -eq 0 ]; then
+    "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -timeout=30 \
+      -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$corpus" "${keepdirs[@]}" >"$log" 2>&1
+    rc=$?
+  fi
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   files=$(find "$corpus" -type f | wc -l)
   if [ $rc -eq 0 ]; then
-    echo "$t: ok, ${runs:-?} runs in ${secs}s, $n seeds, corpus $files files"
+    echo "$t: ok, $kept committed inputs replayed, ${runs:-?} runs in ${secs}s, $n seeds, corpus $files files"
   else
     art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     why=$(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|deadly signal' "$log" || true)

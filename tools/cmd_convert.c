@@ -61,6 +61,11 @@ static void help(FILE *f)
             "  --sync              flush the model files to disk before renaming them into\n"
             "                      place, so a power loss cannot leave them empty (slower;\n"
             "                      without it a kill still leaves nothing partial)\n"
+            "  --no-crc            do not check the CRC-32 of the zip members (torch .pth/.pt,\n"
+            "                      .npz) whose bytes are converted; by default each is checked\n"
+            "                      once as it is first read and a damaged member fails the\n"
+            "                      conversion, naming it (inflating a deflated member whole\n"
+            "                      still checks it)\n"
             "  --quiet             no messages or progress on stderr\n"
             "  --json              print a JSON summary on stdout (family, class, config,\n"
             "                      tensors, bytes, shards, seconds, dropped rules and counts)\n"
@@ -140,6 +145,7 @@ int cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
         else if (!strcmp(a, "--sync")) o.sync = 1;
         else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--no-crc")) o.no_crc = 1;
         else if ((v = opt_value(argc, argv, &i, "--family", &bad))) o.family = v;
         else if ((v = opt_value(argc, argv, &i, "--model-name", &bad))) o.model_name = v;
         else if ((v = opt_value(argc, argv, &i, "--key", &bad))) key = v;
@@ -190,7 +196,9 @@ int cmd_convert(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    /* No SA_RESTART: a blocking call (an open of a FIFO, a read) must fail
+     * with EINTR so the engine sees the flag, instead of waiting forever. */
+    sa.sa_flags = 0;
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &sa, &old[i]);
     o.cancel = &g_cancel;
 

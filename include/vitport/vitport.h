@@ -158,8 +158,29 @@ VP_API const void *vp_source_data(vp_source *src, size_t i);
  * Where tensor i's bytes lie in the file, when they are stored contiguously
  * in C order: sets *offset (bytes from the start of the file) and returns
  * VP_OK; otherwise VP_ERR_UNSUPPORTED. Lets a writer use copy_file_range.
+ * A stored zip member's CRC-32 is checked first (once per member): a
+ * mismatch is an error (VP_ERR_FORMAT, message naming the member).
  */
-VP_API int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset);
+VP_API int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset);
+
+/**
+ * Zip-based formats (torch zip, TorchScript, npz) carry a CRC-32 per member.
+ * By default every member whose bytes are read (vp_source_read, _read_as,
+ * _data, _file_range) is checked over all its bytes once, before they are
+ * first used, and a mismatch fails the read naming the member. `on` = 0
+ * skips the check of stored members and of deflated ones not inflated whole
+ * (inflating a whole member still checks it, at little cost next to the
+ * inflating). Other formats carry no checksums.
+ */
+VP_API void vp_source_set_crc_check(vp_source *src, int on);
+
+/**
+ * Check now, whatever vp_source_set_crc_check says, the CRC-32 of every zip
+ * member that holds bytes of the (narrowed) tensors; *checked (may be NULL)
+ * receives how many. VP_OK when all match or the format has no checksums
+ * (then *checked is 0).
+ */
+VP_API int vp_source_check_data(vp_source *src, size_t *checked);
 
 /** The file descriptor of the open file (read-only), for copy_file_range. */
 VP_API int vp_source_fd(const vp_source *src);

@@ -1561,6 +1561,8 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     char *chosen_key = NULL;
     rc = choose(&src, src_path, key, opts, &fam, &chosen_key, err, errlen);
     if (rc) { vp_source_close(src); vp__free(chosen_key); return rc; }
+    vp_source_set_crc_check(src, !opts->no_crc);   /* the reader checks CRC-32s as bytes are first read */
+    src->cancel = opts->cancel;                    /* and stops long reads (CRC, inflate) when cancelled */
 
     size_t ns = vp_source_count(src);
     p.src = src;

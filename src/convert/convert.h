@@ -92,6 +92,7 @@ typedef struct vp_convert_opts {
     atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
                                         thread), the engine stops, removes its temporary
                                         directory and fails with "interrupted" */
+    int no_crc;                      /* --no-crc: do not check zip members' CRC-32 (vp_source_set_crc_check) */
 } vp_convert_opts;
 
 typedef struct vp_plan {

@@ -15,6 +15,16 @@
 #define VP_PICKLE_MAX_MEMO  (1u << 22)
 /* Pickle: most items in one container. */
 #define VP_PICKLE_MAX_ITEMS (1u << 24)
+/* Pickle: what running one costs. Values live in the arena (capped below:
+ * VP_ARENA_PER_INPUT_BYTE per byte of the whole file); the stack and memo
+ * outside it cost at most 8 and 32 bytes per entry (their limits above),
+ * and each opcode adds at most one of each, so per pickle byte the total is
+ * at most VP_PICKLE_MEM_PER_BYTE, plus VP_ARENA_FIXED and VP_PICKLE_MEM_FIXED.
+ * The worst case, two-byte EMPTY_LIST+MEMOIZE pairs (a value, a stack slot
+ * and a memo slot each), measures 52 (tests/test_harden.c); a real
+ * checkpoint's pickle 11 to 21, names included. */
+#define VP_PICKLE_MEM_PER_BYTE 96u
+#define VP_PICKLE_MEM_FIXED (1u << 20)
 /* Pickle: most bytes of decimal/binary text for one integer (LONG opcodes). */
 #define VP_PICKLE_MAX_LONG_BYTES 4096
 
@@ -30,11 +40,36 @@
 /* npy header and safetensors JSON header size limits. */
 #define VP_NPY_MAX_HEADER (1u << 20)
 #define VP_ST_MAX_HEADER 100000000u    /* as the reference implementation */
+/* Opening a safetensors file allocates at most this many bytes per header
+ * byte, plus VP_ST_MEM_FIXED (narrowing by a key adds a view: about 190
+ * bytes per tensor). The header is parsed by events straight into a
+ * 32-byte entry per tensor; what stays is the tensor table (vp_tensor and
+ * vp_storage, about 250 bytes per tensor) and the names. The densest header,
+ * {"t1":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},...}, costs about
+ * 5.6 bytes per byte (tests/test_harden.c measures it; the cJSON tree it
+ * replaced cost 19). */
+#define VP_ST_MEM_PER_HEADER_BYTE 8u
+#define VP_ST_MEM_FIXED (1u << 20)
 
 /* Zip: deflate cannot expand more than 1032:1; a member that claims more
  * is a bomb. Also the most entries in a central directory. */
 #define VP_ZIP_MAX_RATIO 1032u
 #define VP_ZIP_MAX_ENTRIES (1u << 24)
+/* Zip (and npz) tables cost at most this many bytes per byte of the
+ * archive, plus VP_ZIP_MEM_FIXED: each member takes at least 76 bytes of
+ * headers (46 central + 30 local) and costs the library a 64-byte table
+ * entry, its name, hash and CRC slots; an npz member adds its tensor and
+ * storage (about 250 bytes) but also at least a 64-byte npy header.
+ * Measured (tests/test_harden.c): 1.6 for empty members, 1.9 for npz. */
+#define VP_ZIP_MEM_PER_BYTE 4u
+#define VP_ZIP_MEM_FIXED (1u << 20)
+
+/* Zip members' CRC-32 checks go through the mapping this many bytes at a
+ * time (the cancel flag is looked at and the pages dropped after each). */
+#define VP_CRC_CHUNK (8u << 20)
+/* An archive whose stored members to check hold at least this many bytes
+ * gets a thread that checks them ahead of the copy (src/format/zip.c). */
+#define VP_CRC_AHEAD_MIN (64u << 20)
 
 /* Working buffer for streaming copies and conversions. */
 #define VP_IO_CHUNK (4u << 20)

@@ -3,6 +3,7 @@
 #define VP_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +46,11 @@ void vp__buf_free(vp_buf *b);
 
 /* ---- read-only file mapping --------------------------------------------- */
 typedef struct vp_map { int fd; const uint8_t *base; uint64_t size; } vp_map;
+/* Opens without blocking (a FIFO or device never stalls the open) and
+ * refuses anything but a regular file, naming what it is. */
 int vp__map_open(vp_map *m, const char *path, char *err, size_t errlen);
+/* "a directory", "a FIFO", ... for a stat st_mode (messages). */
+const char *vp__file_kind(unsigned mode);
 void vp__map_close(vp_map *m);
 /* Release pages of [off, off+len) (MADV_DONTNEED on a read-only mapping). */
 void vp__map_release(vp_map *m, uint64_t off, uint64_t len);
@@ -70,6 +75,8 @@ typedef struct vp_storage {
     uint64_t skip;           /* DEFLATE: bytes to skip after inflating (npy header) */
     uint8_t *owned;          /* DEFLATE/MEMORY: the bytes, NULL until loaded */
     const char *label;       /* for messages: "archive/data/3", "params/x.npy" */
+    bool crc;                /* the bytes come from zip member `zip_entry` (any kind):
+                                its CRC-32 is checked before they are first used */
 } vp_storage;
 
 struct vp_zip;   /* src/format/zip.h */
@@ -93,6 +100,10 @@ struct vp_source {
 
     vp_value *root;          /* pickled object, if any */
 
+    bool no_crc;                     /* skip the zip members' CRC-32 checks (vp_source_set_crc_check) */
+    const atomic_int *cancel;        /* when set non-zero, long reads (CRC, inflate) stop with
+                                        "interrupted"; set by the converter from its options */
+
     void *format_data;               /* reader-private data (safetensors: __metadata__) */
     void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
 };
@@ -101,6 +112,9 @@ struct vp_source {
 int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 
+/* Make room for this many more tensors and storages at once (a reader that
+ * knows its count spares the doubling's slack). VP_OK or an error. */
+int vp__reserve_tables(vp_source *src, size_t tensors, size_t storages);
 /* Add a storage; returns its index or -1 (error set). */
 long vp__add_storage(vp_source *src, const vp_storage *st);
 /*
@@ -128,6 +142,13 @@ void vp__zip_free(struct vp_zip *zip);
 /* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
  * start (want <= its uncompressed size). VP_OK or an error with message. */
 int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
+/* Check member `entry`'s CRC-32 over all its bytes (stored: through the
+ * mapping, pages released as it goes; deflated: inflated through a bounded
+ * buffer), once: the outcome is kept. VP_OK when it matches or when
+ * src->no_crc and not `force`; else an error naming the member. */
+int vp__zip_verify(vp_source *src, long entry, bool force);
+/* True (message set) when src->cancel is set. */
+bool vp__interrupted(vp_source *src);
 
 /* Whether strides (in elements) lay the shape out in C order; size-1
  * dimensions may have any stride. Products of in-bounds views cannot

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "format/zip.h"   /* vp__zip_count: the CRC-32 checks */
 
 /* ---- tables ------------------------------------------------------------- */
 long vp__add_storage(vp_source *src, const vp_storage *st)
@@ -18,6 +19,23 @@ long vp__add_storage(vp_source *src, const vp_storage *st)
     }
     src->storages[src->nstorages] = *st;
     return (long)src->nstorages++;
+}
+
+int vp__reserve_tables(vp_source *src, size_t tensors, size_t storages)
+{
+    if (tensors > VP_MAX_TENSORS || storages > VP_MAX_TENSORS)
+        return vp__err(src, VP_ERR_LIMIT, "more than %u tensors", VP_MAX_TENSORS);
+    if (src->capall - src->nall < tensors) {
+        vp_tensor *p = vp__realloc(src->all, (src->nall + tensors) * sizeof *p);
+        if (!p) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+        src->all = p; src->capall = src->nall + tensors;
+    }
+    if (src->capstorages - src->nstorages < storages) {
+        vp_storage *p = vp__realloc(src->storages, (src->nstorages + storages) * sizeof *p);
+        if (!p) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+        src->storages = p; src->capstorages = src->nstorages + storages;
+    }
+    return VP_OK;
 }
 
 int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
@@ -73,14 +91,24 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
             uint64_t last = (uint64_t)storage_offset, term;
             for (int i = 0; i < ndim; i++) {
                 if (!vp__mul_u64((uint64_t)(t.shape[i] - 1), (uint64_t)t.strides[i], &term) || !vp__add_u64(last, term, &last))
-                    return vp__err(src, VP_ERR_FORMAT, "tensor '%s': view extent overflows", name);
+                    return vp__err(src, VP_ERR_FORMAT,
+                                   "tensor '%s': view extent overflows 64 bits (storage offset %lld, dimension %d: size %lld, stride %lld)",
+                                   name, (long long)storage_offset, i, (long long)t.shape[i], (long long)t.strides[i]);
             }
+            /* Print what was checked, never a wrapped product. */
             uint64_t need;
-            if (!vp__add_u64(last, 1, &need) || !vp__mul_u64(need, es, &need) || need > st->nbytes)
+            if (!vp__add_u64(last, 1, &need) || !vp__mul_u64(need, es, &need))
                 return vp__err(src, VP_ERR_FORMAT,
-                               "tensor '%s' needs %llu bytes of storage '%s' but it holds %llu",
-                               name, (unsigned long long)((last + 1) * es), st->label ? st->label : "?",
+                               "tensor '%s' reaches element %llu of storage '%s' (storage offset %lld): at %zu bytes each "
+                               "that overflows 64 bits; the storage holds %llu bytes",
+                               name, (unsigned long long)last, st->label ? st->label : "?", (long long)storage_offset, es,
                                (unsigned long long)st->nbytes);
+            if (need > st->nbytes)
+                return vp__err(src, VP_ERR_FORMAT,
+                               "tensor '%s' needs %llu bytes of storage '%s' (elements 0..%llu of %zu bytes, storage offset %lld) "
+                               "but it holds %llu",
+                               name, (unsigned long long)need, st->label ? st->label : "?", (unsigned long long)last, es,
+                               (long long)storage_offset, (unsigned long long)st->nbytes);
         }
     }
     t.name = vp__arena_strndup(&src->arena, name, namelen);
@@ -106,8 +134,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
             vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
             return NULL;
         }
+        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
         return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
     case VP_STORE_MEMORY:
+        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
         return st->owned ? st->owned : (const uint8_t *)"";
     case VP_STORE_DEFLATE: {
         if (st->owned) return st->owned + st->skip;
@@ -115,7 +145,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         if (!vp__add_u64(st->nbytes, st->skip, &total) || total > SIZE_MAX) { vp__err(src, VP_ERR_LIMIT, "storage too large"); return NULL; }
         uint8_t *buf = vp__malloc((size_t)total ? (size_t)total : 1);
         if (!buf) { vp__err(src, VP_ERR_NOMEM, "out of memory inflating '%s' (%llu bytes)", st->label ? st->label : "?", (unsigned long long)total); return NULL; }
-        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK) { vp__free(buf); return NULL; }
+        /* Inflating the whole member checks its CRC-32; a storage that ends
+         * before its member is checked over all of it. */
+        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK ||
+            (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
@@ -342,15 +375,48 @@ const void *vp_source_data(vp_source *src, size_t i)
     return base ? base + (size_t)t->storage_offset * vp_dtype_size(t->dtype) : NULL;
 }
 
-int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset)
+int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
 {
     if (!src || i >= src->nview) return VP_ERR_ARG;
     const vp_tensor *t = &src->view[i];
     if (t->storage < 0 || !is_c_contiguous(t)) return VP_ERR_UNSUPPORTED;
     const vp_storage *st = &src->storages[t->storage];
     if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
+    /* The caller copies the bytes without looking at them: check first. */
+    if (st->crc) {
+        int rc = vp__zip_verify(src, st->zip_entry, false);
+        if (rc) return rc;
+    }
     *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
     return VP_OK;
+}
+
+void vp_source_set_crc_check(vp_source *src, int on)
+{
+    if (src) src->no_crc = !on;
+}
+
+int vp_source_check_data(vp_source *src, size_t *checked)
+{
+    if (checked) *checked = 0;
+    if (!src) return VP_ERR_ARG;
+    if (!src->zip) return VP_OK;
+    /* each member once, in archive order, whatever shares it */
+    uint8_t *want = vp__calloc((size_t)vp__zip_count(src) + 1, 1);
+    if (!want) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < src->nview; i++) {
+        long s = src->view[i].storage;
+        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < vp__zip_count(src))
+            want[src->storages[s].zip_entry] = 1;
+    }
+    int rc = VP_OK;
+    for (long e = 0; e < vp__zip_count(src) && rc == VP_OK; e++) {
+        if (!want[e]) continue;
+        rc = vp__zip_verify(src, e, true);
+        if (rc == VP_OK && checked) ++*checked;
+    }
+    vp__free(want);
+    return rc;
 }
 
 void vp_source_release(vp_source *src, size_t i)

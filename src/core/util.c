@@ -92,14 +92,34 @@ void vp__buf_printf(vp_buf *b, const char *fmt, ...)
 void vp__buf_free(vp_buf *b) { vp__free(b->p); b->p = NULL; b->n = b->cap = 0; b->oom = false; }
 
 /* ---- mapping ------------------------------------------------------------ */
+const char *vp__file_kind(unsigned mode)
+{
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a file";
+}
+
 int vp__map_open(vp_map *m, const char *path, char *err, size_t errlen)
 {
     m->fd = -1; m->base = NULL; m->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer (and a
+     * device node may block too); the descriptor is only kept for a
+     * regular file, where the flag changes nothing, and is cleared anyway. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) { snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return VP_ERR_IO; }
     struct stat st;
     if (fstat(fd, &st) != 0) { snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno)); close(fd); return VP_ERR_IO; }
-    if (!S_ISREG(st.st_mode)) { snprintf(err, errlen, "%s: not a regular file", path); close(fd); return VP_ERR_IO; }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s)", path, vp__file_kind(st.st_mode));
+        close(fd);
+        return VP_ERR_IO;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     m->fd = fd;
     m->size = (uint64_t)st.st_size;
     if (m->size == 0) return VP_OK;

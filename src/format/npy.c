@@ -436,8 +436,12 @@ static int open_member(vp_source *src, long i)
     } else {
         vp_storage s = {.dtype = info.dtype, .nbytes = info.nbytes, .label = label};
         if (e->method == VP_ZIP_STORED) { s.kind = VP_STORE_FILE; s.offset = e->data_offset + info.data_start; }
-        else { s.kind = VP_STORE_DEFLATE; s.zip_entry = i; s.skip = info.data_start; }
+        else { s.kind = VP_STORE_DEFLATE; s.skip = info.data_start; }
         rc = add_storage(src, &s, &st);
+    }
+    if (!rc) {   /* the member's CRC-32 is checked before its bytes are used (swapped ones too) */
+        src->storages[st].zip_entry = i;
+        src->storages[st].crc = true;
     }
     return rc ? rc : add_npy_tensor(src, name, &info, st);
 }

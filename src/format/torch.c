@@ -118,8 +118,10 @@ static int pid_key(vp_source *src, const vp_value *v, char *buf, size_t len)
 /* Common checks of ('storage', storage_type, key, location, numel, ...). */
 static int pid_storage(vp_source *src, const vp_value *pid, size_t want_len, vp_dtype *dt, char *key, size_t keylen, uint64_t *numel)
 {
-    if (vp_value_kind(pid) != VP_V_TUPLE || vp_value_len(pid) < 1)
+    if (vp_value_kind(pid) != VP_V_TUPLE)
         return vp__err(src, VP_ERR_FORMAT, "persistent id is a %s, not a tuple", vp__value_kind_name(pid));
+    if (vp_value_len(pid) < 1)
+        return vp__err(src, VP_ERR_FORMAT, "persistent id is an empty tuple (a storage's is ('storage', type, key, location, numel))");
     if (!vp__value_is_str(pid->items[0], "storage"))
         return vp__err(src, VP_ERR_UNSUPPORTED, "persistent id of a kind other than 'storage' (%s)",
                        vp_value_kind(pid->items[0]) == VP_V_STR ? pid->items[0]->text : vp__value_kind_name(pid->items[0]));
@@ -462,12 +464,13 @@ static int zip_persid(void *ud, vp_source *src, const vp_value *pid, vp_value **
     st.nbytes = nbytes;
     st.label = vp__arena_strndup(&src->arena, member, strlen(member));
     if (!st.label) return vp__err(src, VP_ERR_LIMIT, "out of name memory");
+    st.zip_entry = e;
+    st.crc = true;
     if (vp__zip_method(src, e) == VP_ZIP_STORED) {
         st.kind = VP_STORE_FILE;
         st.offset = vp__zip_data_offset(src, e);
     } else {
         st.kind = VP_STORE_DEFLATE;
-        st.zip_entry = e;
     }
     long idx = vp__add_storage(src, &st);
     if (idx < 0) return VP_ERR_LIMIT;

@@ -7,6 +7,8 @@
  * extra as numpy writes); the local header is read only for where the data
  * starts and to check it names the same member.
  */
+#include <libdeflate.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -303,8 +305,10 @@ int vp__zip_open(vp_source *src)
     src->zip = z;   /* freed by vp_source_close, also on failure */
     /* Names total less than the directory size, so this bounds the block. */
     z->entries = vp__calloc(ci.count ? (size_t)ci.count : 1, sizeof *z->entries);
+    z->crc_state = vp__calloc(ci.count ? (size_t)ci.count : 1, 1);
+    z->crc_got = vp__calloc(ci.count ? (size_t)ci.count : 1, sizeof *z->crc_got);
     z->names = vp__malloc((size_t)ci.size + 1);
-    if (!z->entries || !z->names) return vp__err(src, VP_ERR_NOMEM, "out of memory for %llu zip entries", (unsigned long long)ci.count);
+    if (!z->entries || !z->crc_state || !z->crc_got || !z->names) return vp__err(src, VP_ERR_NOMEM, "out of memory for %llu zip entries", (unsigned long long)ci.count);
     char *names = z->names;
     uint64_t pos = ci.offset;
     for (uint64_t i = 0; i < ci.count; i++) {
@@ -318,10 +322,15 @@ int vp__zip_open(vp_source *src)
     return build_hash(src, z);
 }
 
+static void ahead_stop(struct vp_zip *z);
+
 void vp__zip_free(struct vp_zip *zip)
 {
     if (!zip) return;
+    ahead_stop(zip);
     vp__free(zip->entries);
+    vp__free(zip->crc_state);
+    vp__free(zip->crc_got);
     vp__free(zip->names);
     vp__free(zip->hash);
     vp__free(zip);
@@ -394,26 +403,170 @@ bool vp__zip_has_suffix(const vp_source *src, const char *suffix)
 
 static uint32_t crc_of(const uint8_t *p, uint64_t n)
 {
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n) {
-        uInt k = n > 0x40000000u ? 0x40000000u : (uInt)n;
-        c = crc32(c, p, k);
-        p += k; n -= k;
+    return (uint32_t)libdeflate_crc32(0, p, (size_t)n);
+}
+
+/* Member states; CRC_BUSY: one thread is computing it, others wait. */
+enum { CRC_UNCHECKED = 0, CRC_GOOD = 1, CRC_BAD = 2, CRC_BUSY = 3 };
+
+/* ---- checking ahead -----------------------------------------------------
+ * A conversion copies stored members with copy_file_range, which never
+ * brings their bytes into the process, so their CRC-32 costs one more read
+ * of the data. Once a big archive's first stored member is checked, a
+ * thread checks the others in archive order while the caller copies, and a
+ * caller that needs a member the thread has not reached checks it itself
+ * (or waits for the thread to finish the one it is on). No member's bytes
+ * are handed out before its check is done. */
+struct vp_crc_ahead {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool stop;
+    vp_source *src;          /* read only: the mapping and the zip table */
+    uint8_t *want;           /* members to check */
+};
+
+static void zlock(struct vp_zip *z) { if (z->ahead) pthread_mutex_lock(&z->ahead->mu); }
+static void zunlock(struct vp_zip *z) { if (z->ahead) pthread_mutex_unlock(&z->ahead->mu); }
+
+/* Settle member i's state after a check that ran to the end (`done`) or
+ * was stopped; wakes the waiters. */
+static void settle(struct vp_zip *z, long i, bool done, uint32_t got)
+{
+    zlock(z);
+    if (done) {
+        z->crc_state[i] = got == z->entries[i].crc32 ? CRC_GOOD : CRC_BAD;
+        z->crc_got[i] = got;
+    } else {
+        z->crc_state[i] = CRC_UNCHECKED;
     }
-    return (uint32_t)c;
+    if (z->ahead) pthread_cond_broadcast(&z->ahead->cv);
+    zunlock(z);
+}
+
+/* CRC-32 of a stored member through the mapping, in bounded steps, dropping
+ * the pages behind (they stay in the page cache for the copy that follows),
+ * so a multi-gigabyte member costs no resident memory. False when stopped. */
+static bool crc_stored(vp_source *src, const vp_zip_entry *e, const atomic_bool *stop, uint32_t *out)
+{
+    uint32_t c = 0;
+    for (uint64_t done = 0; done < e->usize;) {
+        /* the thread looks at its own flag only (set by vp_source_close) */
+        if (stop ? atomic_load(stop) : src->cancel && atomic_load(src->cancel)) return false;
+        uint64_t k = e->usize - done < VP_CRC_CHUNK ? e->usize - done : VP_CRC_CHUNK;
+        c = (uint32_t)libdeflate_crc32(c, src->map.base + e->data_offset + done, (size_t)k);
+        vp__map_release(&src->map, e->data_offset + done, k);
+        done += k;
+    }
+    *out = c;
+    return true;
+}
+
+static void *ahead_main(void *arg)
+{
+    struct vp_crc_ahead *a = arg;
+    struct vp_zip *z = a->src->zip;
+    for (long i = 0; i < z->count && !atomic_load(&a->stop); i++) {
+        if (!a->want[i]) continue;
+        pthread_mutex_lock(&a->mu);
+        bool mine = z->crc_state[i] == CRC_UNCHECKED;
+        if (mine) z->crc_state[i] = CRC_BUSY;
+        pthread_mutex_unlock(&a->mu);
+        if (!mine) continue;
+        uint32_t got = 0;
+        bool done = crc_stored(a->src, &z->entries[i], &a->stop, &got);
+        settle(z, i, done, got);
+    }
+    return NULL;
+}
+
+/* Start the thread when the stored members to check are many and big
+ * (VP_CRC_AHEAD_MIN bytes); best effort: without it callers check alone. */
+static void ahead_start(vp_source *src)
+{
+    struct vp_zip *z = src->zip;
+    z->ahead_tried = true;
+    uint8_t *want = vp__calloc((size_t)z->count + 1, 1);
+    if (!want) return;
+    uint64_t bytes = 0;
+    long n = 0;
+    for (size_t t = 0; t < src->nview; t++) {   /* the members the (narrowed) tensors use */
+        if (src->view[t].storage < 0 || (size_t)src->view[t].storage >= src->nstorages) continue;
+        const vp_storage *st = &src->storages[src->view[t].storage];
+        if (!st->crc || st->zip_entry < 0 || st->zip_entry >= z->count || want[st->zip_entry]) continue;
+        const vp_zip_entry *e = &z->entries[st->zip_entry];
+        if (e->method != VP_ZIP_STORED || z->crc_state[st->zip_entry] != CRC_UNCHECKED) continue;
+        want[st->zip_entry] = 1;
+        bytes += e->usize;
+        n++;
+    }
+    struct vp_crc_ahead *a = n >= 2 && bytes >= VP_CRC_AHEAD_MIN ? vp__calloc(1, sizeof *a) : NULL;
+    if (!a) { vp__free(want); return; }
+    a->src = src;
+    a->want = want;
+    atomic_init(&a->stop, false);
+    if (pthread_mutex_init(&a->mu, NULL)) { vp__free(want); vp__free(a); return; }
+    if (pthread_cond_init(&a->cv, NULL)) { pthread_mutex_destroy(&a->mu); vp__free(want); vp__free(a); return; }
+    z->ahead = a;   /* from here on the states are read and written under a->mu */
+    if (pthread_create(&a->thr, NULL, ahead_main, a)) {
+        z->ahead = NULL;
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        vp__free(want);
+        vp__free(a);
+    }
+}
+
+static void ahead_stop(struct vp_zip *z)
+{
+    struct vp_crc_ahead *a = z->ahead;
+    if (!a) return;
+    atomic_store(&a->stop, true);
+    pthread_join(a->thr, NULL);
+    z->ahead = NULL;
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    vp__free(a->want);
+    vp__free(a);
+}
+
+bool vp__interrupted(vp_source *src)
+{
+    if (!src->cancel || !atomic_load(src->cancel)) return false;
+    vp__err(src, VP_ERR_IO, "interrupted");
+    return true;
+}
+
+static int crc_fail(vp_source *src, const vp_zip_entry *e, uint32_t got)
+{
+    return vp__err(src, VP_ERR_FORMAT, "zip: member '%s' fails its CRC-32 check: the archive says %08x, its bytes give %08x (the file is damaged)",
+                   e->name, (unsigned)e->crc32, (unsigned)got);
+}
+
+/* Record the outcome of a check over all of member e's bytes (made by this
+ * thread on a member nobody else is checking). */
+static int crc_settle(vp_source *src, const vp_zip_entry *e, uint32_t got)
+{
+    long i = (long)(e - src->zip->entries);
+    settle(src->zip, i, true, got);
+    return got == e->crc32 ? VP_OK : crc_fail(src, e, got);
 }
 
 /* An inflate stream over a member's compressed bytes, fed in chunks that
  * fit zlib's 32-bit counters. */
-typedef struct zin { z_stream zs; const uint8_t *in; uint64_t in_left; } zin;
+typedef struct zin { z_stream zs; const uint8_t *in; uint64_t in_left; vp_source *src; } zin;
+
+#define ZIN_CANCELLED 100   /* not a zlib code */
 
 /* Inflate until n bytes are produced, the stream ends or input runs out.
- * Returns Z_OK (n bytes), Z_STREAM_END, Z_BUF_ERROR (input exhausted) or a
+ * Returns Z_OK (n bytes), Z_STREAM_END, Z_BUF_ERROR (input exhausted),
+ * ZIN_CANCELLED (src->cancel set; looked at every VP_IO_CHUNK bytes) or a
  * zlib error; *got receives the bytes produced. */
 static int zin_run(zin *z, uint8_t *out, uint64_t n, uint64_t *got)
 {
     *got = 0;
     while (*got < n) {
+        if (z->src && vp__interrupted(z->src)) return ZIN_CANCELLED;
         if (z->zs.avail_in == 0 && z->in_left) {
             uInt k = z->in_left > 0x40000000u ? 0x40000000u : (uInt)z->in_left;
             z->zs.next_in = (Bytef *)(uintptr_t)z->in;   /* zlib does not write its input */
@@ -421,7 +574,7 @@ static int zin_run(zin *z, uint8_t *out, uint64_t n, uint64_t *got)
             z->in += k; z->in_left -= k;
         }
         uint64_t room = n - *got;
-        uInt k = room > 0x40000000u ? 0x40000000u : (uInt)room;
+        uInt k = room > VP_IO_CHUNK ? VP_IO_CHUNK : (uInt)room;
         z->zs.next_out = out + *got;
         z->zs.avail_out = k;
         int rc = inflate(&z->zs, Z_NO_FLUSH);
@@ -440,6 +593,7 @@ static int check_stream_end(vp_source *src, zin *z, int last, const vp_zip_entry
     uint8_t extra;
     uint64_t got;
     int rc = zin_run(z, &extra, 1, &got);
+    if (rc == ZIN_CANCELLED) return VP_ERR_IO;
     if (got) return vp__err(src, VP_ERR_FORMAT, "zip: member '%s' inflates to more than its declared %llu bytes", e->name, (unsigned long long)e->usize);
     if (rc == Z_STREAM_END) return VP_OK;
     if (rc == Z_BUF_ERROR) return vp__err(src, VP_ERR_FORMAT, "zip: member '%s': deflate stream is truncated", e->name);
@@ -459,28 +613,42 @@ static void zfree(voidpf opaque, voidpf p)
     vp__free(p);
 }
 
+static int zin_start(vp_source *src, const vp_zip_entry *e, zin *z)
+{
+    memset(z, 0, sizeof *z);
+    z->zs.zalloc = zalloc;
+    z->zs.zfree = zfree;
+    z->in = src->map.base + e->data_offset;
+    z->in_left = e->csize;
+    z->src = src;
+    int rc = inflateInit2(&z->zs, -15);   /* raw deflate: zip members have no zlib header */
+    if (rc != Z_OK) return vp__err(src, rc == Z_MEM_ERROR ? VP_ERR_NOMEM : VP_ERR_IO, "zip: cannot start inflate for '%s'", e->name);
+    return VP_OK;
+}
+
+/* The message for zin_run's result rc after `got` of `want` bytes; VP_OK
+ * when all came. */
+static int zin_result(vp_source *src, zin *z, const vp_zip_entry *e, int rc, uint64_t got, uint64_t want)
+{
+    if (rc == ZIN_CANCELLED) return VP_ERR_IO;   /* message set */
+    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT || rc == Z_STREAM_ERROR)
+        return vp__err(src, VP_ERR_FORMAT, "zip: member '%s': corrupt deflate stream (%s)", e->name, z->zs.msg ? z->zs.msg : "error");
+    if (rc == Z_MEM_ERROR) return vp__err(src, VP_ERR_NOMEM, "zip: out of memory inflating '%s'", e->name);
+    if (got < want)
+        return vp__err(src, VP_ERR_FORMAT, "zip: member '%s' inflates to %llu bytes, fewer than the %llu declared",
+                       e->name, (unsigned long long)got, (unsigned long long)e->usize);
+    return VP_OK;
+}
+
 static int inflate_member(vp_source *src, const vp_zip_entry *e, uint8_t *dst, uint64_t want)
 {
     zin z;
-    memset(&z, 0, sizeof z);
-    z.zs.zalloc = zalloc;
-    z.zs.zfree = zfree;
-    z.in = src->map.base + e->data_offset;
-    z.in_left = e->csize;
-    int rc = inflateInit2(&z.zs, -15);   /* raw deflate: zip members have no zlib header */
-    if (rc != Z_OK) return vp__err(src, rc == Z_MEM_ERROR ? VP_ERR_NOMEM : VP_ERR_IO, "zip: cannot start inflate for '%s'", e->name);
+    int rc = zin_start(src, e, &z);
+    if (rc) return rc;
     uint64_t got;
     rc = zin_run(&z, dst, want, &got);
-    int out;
-    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT || rc == Z_STREAM_ERROR)
-        out = vp__err(src, VP_ERR_FORMAT, "zip: member '%s': corrupt deflate stream (%s)", e->name, z.zs.msg ? z.zs.msg : "error");
-    else if (rc == Z_MEM_ERROR)
-        out = vp__err(src, VP_ERR_NOMEM, "zip: out of memory inflating '%s'", e->name);
-    else if (got < want)
-        out = vp__err(src, VP_ERR_FORMAT, "zip: member '%s' inflates to %llu bytes, fewer than the %llu declared",
-                      e->name, (unsigned long long)got, (unsigned long long)e->usize);
-    else
-        out = want == e->usize ? check_stream_end(src, &z, rc, e) : VP_OK;
+    int out = zin_result(src, &z, e, rc, got, want);
+    if (out == VP_OK && want == e->usize) out = check_stream_end(src, &z, rc, e);
     inflateEnd(&z.zs);
     return out;
 }
@@ -498,9 +666,61 @@ int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want)
     } else {
         rc = inflate_member(src, e, dst, want);
     }
-    if (rc == VP_OK && want == e->usize && crc_of(dst, want) != e->crc32)
-        rc = vp__err(src, VP_ERR_FORMAT, "zip: member '%s' fails its CRC-32 check", e->name);
+    if (rc == VP_OK && want == e->usize) rc = crc_settle(src, e, crc_of(dst, want));
     return rc;
+}
+
+/* CRC-32 of a deflated member, inflated through a bounded buffer. */
+static int crc_deflated(vp_source *src, const vp_zip_entry *e, uint32_t *out)
+{
+    uint8_t *buf = vp__malloc(VP_COPY_CHUNK);
+    if (!buf) return vp__err(src, VP_ERR_NOMEM, "out of memory");
+    zin z;
+    int rc = zin_start(src, e, &z);
+    if (rc) { vp__free(buf); return rc; }
+    uint32_t c = 0;
+    uint64_t done = 0;
+    int zr = Z_OK;
+    while (done < e->usize) {
+        uint64_t want = e->usize - done < VP_COPY_CHUNK ? e->usize - done : VP_COPY_CHUNK, got;
+        zr = zin_run(&z, buf, want, &got);
+        c = (uint32_t)libdeflate_crc32(c, buf, (size_t)got);
+        done += got;
+        if (got < want) { rc = zin_result(src, &z, e, zr, done, e->usize); break; }
+    }
+    if (rc == VP_OK) rc = check_stream_end(src, &z, zr, e);
+    inflateEnd(&z.zs);
+    vp__free(buf);
+    *out = c;
+    return rc;
+}
+
+int vp__zip_verify(vp_source *src, long entry, bool force)
+{
+    const vp_zip_entry *e = vp__zip_entry(src, entry);
+    if (!e) return vp__err(src, VP_ERR_ARG, "zip: no member %ld", entry);
+    struct vp_zip *z = src->zip;
+    if (!z->ahead_tried && !src->no_crc && e->method == VP_ZIP_STORED && z->crc_state[entry] == CRC_UNCHECKED) {
+        /* check this one first, then the others ahead */
+        z->ahead_tried = true;
+        int rc = vp__zip_verify(src, entry, force);
+        ahead_start(src);
+        return rc;
+    }
+    zlock(z);
+    while (z->crc_state[entry] == CRC_BUSY) pthread_cond_wait(&z->ahead->cv, &z->ahead->mu);
+    uint8_t st = z->crc_state[entry];
+    uint32_t got = z->crc_got[entry];
+    bool check = st == CRC_UNCHECKED && (force || !src->no_crc);
+    if (check) z->crc_state[entry] = CRC_BUSY;   /* mine */
+    zunlock(z);
+    if (st == CRC_GOOD || (st == CRC_UNCHECKED && !check)) return VP_OK;
+    if (st == CRC_BAD) return crc_fail(src, e, got);
+    int rc;
+    if (e->method == VP_ZIP_STORED) rc = crc_stored(src, e, NULL, &got) ? VP_OK : (vp__interrupted(src), VP_ERR_IO);
+    else rc = crc_deflated(src, e, &got);
+    settle(z, entry, rc == VP_OK, got);
+    return rc ? rc : got == e->crc32 ? VP_OK : crc_fail(src, e, got);
 }
 
 int vp__zip_read(vp_source *src, long i, const uint8_t **data, size_t *len, uint8_t **owned, size_t max)
@@ -514,7 +734,8 @@ int vp__zip_read(vp_source *src, long i, const uint8_t **data, size_t *len, uint
         return vp__err(src, VP_ERR_LIMIT, "zip: member '%s' holds %llu bytes (at most %zu read whole)", e->name, (unsigned long long)e->usize, max);
     if (e->method == VP_ZIP_STORED) {
         const uint8_t *p = src->map.base + e->data_offset;
-        if (crc_of(p, e->usize) != e->crc32) return vp__err(src, VP_ERR_FORMAT, "zip: member '%s' fails its CRC-32 check", e->name);
+        int rc = crc_settle(src, e, crc_of(p, e->usize));
+        if (rc) return rc;
         *data = p;
         *len = (size_t)e->usize;
         return VP_OK;

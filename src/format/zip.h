@@ -46,6 +46,10 @@ struct vp_zip {
     char *names;            /* all names, each NUL-terminated */
     uint32_t *hash;         /* open addressing: entry index + 1, 0 = empty */
     size_t hash_mask;
+    uint8_t *crc_state;     /* per member: 0 not checked yet, 1 CRC-32 matches, 2 it does not */
+    uint32_t *crc_got;      /* per member: the CRC-32 its bytes gave, once checked */
+    struct vp_crc_ahead *ahead;   /* the background checker of stored members (zip.c), or NULL */
+    bool ahead_tried;
 };
 
 /* Number of members (0 when src has no zip). */
@@ -99,7 +103,9 @@ int vp__zip_read(vp_source *src, long i, const uint8_t **data, size_t *len, uint
  *   int  vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
  *       the first `want` bytes (want <= usize) of member `entry` into dst,
  *       inflating a deflated member (raw deflate) or copying a stored one.
- *       When want == usize the CRC-32 is checked and, for deflate, that the
- *       stream ends exactly there. */
+ *       When want == usize the CRC-32 is checked (and the outcome kept for
+ *       vp__zip_verify) and, for deflate, that the stream ends exactly there.
+ *   int  vp__zip_verify(vp_source *src, long entry, bool force);
+ *       the CRC-32 of all of member `entry`, computed once per member. */
 
 #endif
