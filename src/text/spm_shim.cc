@@ -8,7 +8,6 @@
 #include <vector>
 
 extern "C" {
-#include "core/internal.h"
 #include "text/tokenize.h"
 }
 
