@@ -94,4 +94,26 @@ size_t vp_nn_patch_embed_scratch(int64_t C, int64_t H, int64_t W, int64_t p);
 void vp_nn_resize_bicubic(float *out, const float *in, int64_t C, int64_t h, int64_t w,
                           int64_t oh, int64_t ow);
 
+/* ---- convolutions (conv2d.c) ------------------------------------------ */
+/*
+ * Conv2d of one image in [Cin, H, W] with a square kernel k, stride and
+ * zero padding, weight [Cout, Cin, k, k], bias [Cout] or NULL; out
+ * [Cout, OH, OW], OH = (H + 2 pad - k) / stride + 1 (as torch).
+ * scratch: vp_nn_conv2d_scratch(...) floats.
+ */
+size_t vp_nn_conv2d_scratch(int64_t Cin, int64_t H, int64_t W, int64_t k, int64_t stride, int64_t pad);
+void vp_nn_conv2d(float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
+                  const float *weight, const float *bias, int64_t Cout, int64_t k,
+                  int64_t stride, int64_t pad, float *scratch);
+/*
+ * ConvTranspose2d with kernel == stride == k, no padding (the patches do
+ * not overlap): in [Cin, H, W], weight [Cin, Cout, k, k] (torch's layout),
+ * bias [Cout] or NULL; out [Cout, H*k, W*k].
+ * scratch: vp_nn_conv_transpose2d_scratch(...) floats.
+ */
+size_t vp_nn_conv_transpose2d_scratch(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t k);
+void vp_nn_conv_transpose2d(float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
+                            const float *weight, const float *bias, int64_t Cout, int64_t k,
+                            float *scratch);
+
 #endif
