@@ -249,4 +249,5 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #endif
 
 #include "vitport/engine.h"
+#include "vitport/verify.h"
 #endif /* VITPORT_H */

@@ -40,6 +40,7 @@ typedef struct vp_ref_inputs {
     int64_t batch, height, width;
     const int64_t *input_ids;   /* [TB, TL] */
     int64_t text_batch, text_len;
+    int64_t channels;           /* of pixel_values (0: 3) */
 } vp_ref_inputs;
 
 /* What an evaluator learns about the source before running (sizes read
@@ -47,6 +48,7 @@ typedef struct vp_ref_inputs {
 typedef struct vp_ref_info {
     int64_t image_size;        /* the size its position embeddings were trained at */
     int64_t patch;
+    int64_t channels;          /* image channels the patch embedding takes */
     int64_t text_len;          /* text positions (0: no text tower) */
     int64_t vocab;
     int takes_pixels, takes_ids;
@@ -112,7 +114,7 @@ int vp__ref_clipseg_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs 
  * CLIPSeg (ref_clip.c). */
 typedef struct vp_ref_clip {
     const char *pre;
-    int64_t vwidth, vlayers, patch, grid, vheads, embed;
+    int64_t vwidth, vlayers, patch, grid, vheads, embed, channels;
     int64_t twidth, tlayers, ctx, vocab, theads;
 } vp_ref_clip;
 int vp__ref_clip_sizes(vp_ref *r, const char *pre, vp_ref_clip *c);

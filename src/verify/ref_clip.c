@@ -32,6 +32,7 @@ int vp__ref_clip_sizes(vp_ref *r, const char *pre, vp_ref_clip *c)
              tok && tok->ndim == 2 && tpos && tpos->ndim == 2 && tproj && tproj->ndim == 2;
     if (ok) {
         c->vwidth = conv->shape[0];
+        c->channels = conv->shape[1];
         c->patch = conv->shape[2];
         c->grid = (int64_t)llround(sqrt((double)(vpos->shape[0] - 1)));
         c->embed = proj->shape[1];
@@ -105,15 +106,20 @@ int vp__ref_clip_visual(vp_ref *r, const vp_ref_clip *c, const vp_ref_inputs *in
     const char *save = r->pre;
     r->pre = c->pre;
     int rc = VP_OK;
-    int64_t B = in->batch, W = c->vwidth, p = c->patch, Hh = in->height, Ww = in->width;
+    int64_t B = in->batch, W = c->vwidth, p = c->patch, Hh = in->height, Ww = in->width, C = c->channels;
     int64_t gh = Hh / p, gw = Ww / p, L = 1 + gh * gw, rows = B * L;
     if (!in->pixel_values) { rc = vp__ref_fail(r, VP_ERR_ARG, "the CLIP image tower needs pixel_values"); goto out; }
+    if ((in->channels > 0 ? in->channels : 3) != C) {
+        rc = vp__ref_fail(r, VP_ERR_ARG, "source: visual.conv1 takes %lld channels, pixel_values has %lld", (long long)C,
+                          (long long)(in->channels > 0 ? in->channels : 3));
+        goto out;
+    }
     if (gh != c->grid || gw != c->grid) {
         rc = vp__ref_fail(r, VP_ERR_ARG, "source: visual.positional_embedding is for a %lldx%lld grid, a %lldx%lld image gives %lldx%lld",
                           (long long)c->grid, (long long)c->grid, (long long)Hh, (long long)Ww, (long long)gh, (long long)gw);
         goto out;
     }
-    const float *conv = vp__ref_get(r, 4, (int64_t[]){W, 3, p, p}, "visual.conv1.weight");
+    const float *conv = vp__ref_get(r, 4, (int64_t[]){W, C, p, p}, "visual.conv1.weight");
     const float *cls = vp__ref_get(r, 1, (int64_t[]){W}, "visual.class_embedding");
     const float *pos = vp__ref_get(r, 2, (int64_t[]){L, W}, "visual.positional_embedding");
     const float *gp = vp__ref_get(r, 1, (int64_t[]){W}, "visual.ln_pre.weight");
@@ -121,12 +127,12 @@ int vp__ref_clip_visual(vp_ref *r, const vp_ref_clip *c, const vp_ref_inputs *in
     const float *gq = vp__ref_get(r, 1, (int64_t[]){W}, "visual.ln_post.weight");
     const float *bq = vp__ref_get(r, 1, (int64_t[]){W}, "visual.ln_post.bias");
     const float *proj = vp__ref_get(r, 2, (int64_t[]){W, c->embed}, "visual.proj");
-    float *x = vp__ref_buf(r, rows * W), *cols = vp__ref_buf(r, (int64_t)vp_nn_patch_embed_scratch(3, Hh, Ww, p));
+    float *x = vp__ref_buf(r, rows * W), *cols = vp__ref_buf(r, (int64_t)vp_nn_patch_embed_scratch(C, Hh, Ww, p));
     float *tok = vp__ref_buf(r, B * W);
     if (r->err[0]) { rc = VP_ERR_MISMATCH; goto out; }
     for (int64_t b = 0; b < B; b++) {
         float *xb = x + b * L * W;
-        vp_nn_patch_embed(xb + W, W, in->pixel_values + b * 3 * Hh * Ww, 1, 3, Hh, Ww, conv, NULL, p, W, cols);
+        vp_nn_patch_embed(xb + W, W, in->pixel_values + b * C * Hh * Ww, 1, C, Hh, Ww, conv, NULL, p, W, cols);
         memcpy(xb, cls, (size_t)W * sizeof *xb);
         vp_nn_add(xb, pos, (size_t)(L * W));
     }
@@ -190,6 +196,7 @@ int vp__ref_clip_info(vp_ref *r, vp_ref_info *info)
     if (rc) return rc;
     info->image_size = c.grid * c.patch;
     info->patch = c.patch;
+    info->channels = c.channels;
     info->text_len = c.ctx;
     info->vocab = c.vocab;
     info->takes_pixels = info->takes_ids = 1;

@@ -28,6 +28,7 @@ int vp__ref_clipseg_info(vp_ref *r, vp_ref_info *info)
     if (rc) return rc;
     info->image_size = c.grid * c.patch;
     info->patch = c.patch;
+    info->channels = c.channels;
     info->text_len = c.ctx;
     info->vocab = c.vocab;
     info->takes_pixels = info->takes_ids = 1;

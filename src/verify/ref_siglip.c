@@ -157,6 +157,7 @@ int vp__ref_siglip_info(vp_ref *r, vp_ref_info *info)
     if (rc) return rc;
     info->image_size = s.grid * s.p;
     info->patch = s.p;
+    info->channels = s.C;
     info->text_len = s.TL;
     info->vocab = s.vocab;
     info->takes_pixels = info->takes_ids = 1;
@@ -167,7 +168,9 @@ static int image_tower(vp_ref *r, const sig_sizes *s, const vp_ref_inputs *in, f
 {
     int64_t B = in->batch, D = s->D, p = s->p, C = s->C, Hh = in->height, Ww = in->width;
     int64_t gh = Hh / p, gw = Ww / p, N = gh * gw, kk = p * p * C;
-    if (C != 3) return vp__ref_fail(r, VP_ERR_UNSUPPORTED, "source: %lld input channels (vitport's inputs have 3)", (long long)C);
+    if ((in->channels > 0 ? in->channels : 3) != C)
+        return vp__ref_fail(r, VP_ERR_ARG, "source: params/img/embedding takes %lld channels, pixel_values has %lld",
+                            (long long)C, (long long)(in->channels > 0 ? in->channels : 3));
     if (N != s->N)
         return vp__ref_fail(r, VP_ERR_ARG, "source: params/img/pos_embedding holds %lld patches, a %lldx%lld image gives %lld",
                             (long long)s->N, (long long)Hh, (long long)Ww, (long long)N);

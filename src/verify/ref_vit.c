@@ -54,6 +54,7 @@ int vp__ref_timm_info(vp_ref *r, vp_ref_info *info)
     int64_t g = (int64_t)llround(sqrt((double)s.N));
     info->image_size = g * s.p;
     info->patch = s.p;
+    info->channels = s.C;
     info->takes_pixels = 1;
     return VP_OK;
 }
@@ -65,8 +66,10 @@ int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in
     if (rc) return rc;
     if (!in->pixel_values) return vp__ref_fail(r, VP_ERR_ARG, "the timm / DINO model needs pixel_values");
     int64_t B = in->batch, D = s.D, p = s.p, gh = in->height / p, gw = in->width / p;
-    if (in->pixel_values && s.C != 3)
-        return vp__ref_fail(r, VP_ERR_UNSUPPORTED, "source: %lld input channels (vitport's inputs have 3)", (long long)s.C);
+    int64_t C = in->channels > 0 ? in->channels : 3;
+    if (C != s.C)
+        return vp__ref_fail(r, VP_ERR_ARG, "source: patch_embed.proj takes %lld channels, pixel_values has %lld",
+                            (long long)s.C, (long long)C);
     if (gh * gw != s.N)
         return vp__ref_fail(r, VP_ERR_ARG, "source: pos_embed holds %lld patches, a %lldx%lld image gives %lld",
                             (long long)s.N, (long long)in->height, (long long)in->width, (long long)(gh * gw));
@@ -77,17 +80,17 @@ int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in
     const float *cls = vp__ref_get(r, 3, (int64_t[]){1, 1, D}, "cls_token");
     const float *dist = s.dist ? vp__ref_get(r, 3, (int64_t[]){1, 1, D}, "dist_token") : NULL;
     const float *pos = vp__ref_get(r, 3, (int64_t[]){1, L, D}, "pos_embed");
-    const float *pw = vp__ref_get(r, 4, (int64_t[]){D, 3, p, p}, "patch_embed.proj.weight");
+    const float *pw = vp__ref_get(r, 4, (int64_t[]){D, C, p, p}, "patch_embed.proj.weight");
     const float *pb = vp__ref_get(r, 1, (int64_t[]){D}, "patch_embed.proj.bias");
     float *x = vp__ref_buf(r, rows * D), *n = vp__ref_buf(r, rows * D), *qkv = vp__ref_buf(r, rows * 3 * D);
     float *ctx = vp__ref_buf(r, rows * D), *h = vp__ref_buf(r, rows * F);
-    float *cols = vp__ref_buf(r, (int64_t)vp_nn_patch_embed_scratch(3, in->height, in->width, p));
+    float *cols = vp__ref_buf(r, (int64_t)vp_nn_patch_embed_scratch(C, in->height, in->width, p));
     float *att = vp__ref_buf(r, (int64_t)vp_nn_attention_scratch(1, L, L, H));
     if (r->err[0]) return VP_ERR_MISMATCH;
 
     for (int64_t b = 0; b < B; b++) {
         float *xb = x + b * L * D;
-        vp_nn_patch_embed(xb + s.T * D, D, in->pixel_values + b * 3 * in->height * in->width, 1, 3,
+        vp_nn_patch_embed(xb + s.T * D, D, in->pixel_values + b * C * in->height * in->width, 1, C,
                           in->height, in->width, pw, pb, p, D, cols);
         memcpy(xb, cls, (size_t)D * sizeof *xb);
         if (dist) memcpy(xb + D, dist, (size_t)D * sizeof *xb);
@@ -97,7 +100,9 @@ int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in
         const float *g1 = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.norm1.weight", (long long)i);
         const float *b1 = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.norm1.bias", (long long)i);
         const float *wqkv = vp__ref_get(r, 2, (int64_t[]){3 * D, D}, "blocks.%lld.attn.qkv.weight", (long long)i);
-        const float *bqkv = vp__ref_get(r, 1, (int64_t[]){3 * D}, "blocks.%lld.attn.qkv.bias", (long long)i);
+        /* timm's qkv_bias=False leaves the bias out */
+        const float *bqkv = vp__ref_info(r, "blocks.%lld.attn.qkv.bias", (long long)i)
+                          ? vp__ref_get(r, 1, (int64_t[]){3 * D}, "blocks.%lld.attn.qkv.bias", (long long)i) : NULL;
         const float *wo = vp__ref_get(r, 2, (int64_t[]){D, D}, "blocks.%lld.attn.proj.weight", (long long)i);
         const float *bo = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.attn.proj.bias", (long long)i);
         const float *g2 = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.norm2.weight", (long long)i);
