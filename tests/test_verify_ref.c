@@ -61,7 +61,7 @@ static void one_case(const char *root, const char *name)
     CHECK(vp_source_open(&exp, path, NULL) == VP_OK);
 
     vp_ref r;
-    int rc = vp_ref_init(&r, src, NULL);
+    int rc = vp_ref_init(&r, src, NULL, 0);
     CHECKF(rc == VP_OK, "%s: %s", name, r.err);
     /* the case's family name and the evaluator's agree (a DINO hub backbone
      * is a plain timm-layout state dict: either name is right) */
@@ -122,23 +122,29 @@ static void conv_ops(void)
     float in[4] = {1, 2, 3, 4};       /* [2, 1, 2]: c0 = (1, 2), c1 = (3, 4) */
     float w[8] = {1, 0, 0, 1, 2, 2, 2, 2}; /* [2, 1, 2, 2] */
     float b = 0.5f, out[8], scr[32];
-    CHECK(vp_nn_conv_transpose2d_scratch(2, 1, 1, 2, 2) <= 32);
-    vp_nn_conv_transpose2d(out, in, 2, 1, 2, w, &b, 1, 2, scr);
+    CHECK(vp_nn_conv_transpose2d_scratch(2, 1, 2, 1, 2, 2) <= 32);
+    vp_nn_conv_transpose2d(out, in, 2, 1, 2, w, &b, 1, 2, 2, 2, scr);
     /* out[y, x*2 + j] for patch x: c0*w0 + c1*w1 + b */
     float want[8] = {1 * 1 + 3 * 2 + .5f, 0 + 6 + .5f, 2 + 8 + .5f, 0 + 8 + .5f,
                      0 + 6 + .5f, 1 + 6 + .5f, 0 + 8 + .5f, 2 + 8 + .5f};
     for (int i = 0; i < 8; i++) CHECKF(out[i] == want[i], "convT[%d] = %g, want %g", i, out[i], want[i]);
+    /* overlapping kernels (k 2, stride 1) are summed: 1x2 input (2, 3), kernel
+     * row (10, 1) on a 1x2 kernel: out row = (20, 2 + 30, 3) */
+    float in2[2] = {2, 3}, w2[2] = {10, 1}, o2[3], scr2[16];
+    CHECK(vp_nn_conv_transpose2d_scratch(1, 1, 2, 1, 1, 2) <= 16);
+    vp_nn_conv_transpose2d(o2, in2, 1, 1, 2, w2, NULL, 1, 1, 2, 1, scr2);
+    CHECK(o2[0] == 20 && o2[1] == 32 && o2[2] == 3);
     /* Conv2d 3x3 pad 1, one channel, all-ones kernel on a 2x2 image: each
      * output sums its 3x3 neighbourhood = the whole image */
     float img[4] = {1, 2, 3, 4}, k9[9], o[4], cols[64];
     for (int i = 0; i < 9; i++) k9[i] = 1;
-    CHECK(vp_nn_conv2d_scratch(1, 2, 2, 3, 1, 1) <= 64);
-    vp_nn_conv2d(o, img, 1, 2, 2, k9, NULL, 1, 3, 1, 1, cols);
+    CHECK(vp_nn_conv2d_scratch(1, 2, 2, 3, 3, 1, 1) <= 64);
+    vp_nn_conv2d(o, img, 1, 2, 2, k9, NULL, 1, 3, 3, 1, 1, cols);
     for (int i = 0; i < 4; i++) CHECKF(o[i] == 10, "conv[%d] = %g", i, o[i]);
     /* a kernel with one 1 at (0, 0) shifts the image down-right by one */
     memset(k9, 0, sizeof k9);
     k9[0] = 1;
-    vp_nn_conv2d(o, img, 1, 2, 2, k9, NULL, 1, 3, 1, 1, cols);
+    vp_nn_conv2d(o, img, 1, 2, 2, k9, NULL, 1, 3, 3, 1, 1, cols);
     CHECK(o[0] == 0 && o[1] == 0 && o[2] == 0 && o[3] == 1);
 }
 

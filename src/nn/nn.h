@@ -94,26 +94,28 @@ size_t vp_nn_patch_embed_scratch(int64_t C, int64_t H, int64_t W, int64_t p);
 void vp_nn_resize_bicubic(float *out, const float *in, int64_t C, int64_t h, int64_t w,
                           int64_t oh, int64_t ow);
 
-/* ---- convolutions (conv2d.c) ------------------------------------------ */
+/* ---- convolutions (conv.c) ----------------------------------------------- */
 /*
- * Conv2d of one image in [Cin, H, W] with a square kernel k, stride and
- * zero padding, weight [Cout, Cin, k, k], bias [Cout] or NULL; out
- * [Cout, OH, OW], OH = (H + 2 pad - k) / stride + 1 (as torch).
- * scratch: vp_nn_conv2d_scratch(...) floats.
+ * Conv2d of one image: in [C, H, W] -> out [O, OH, OW] with
+ * OH = (H + 2 pad - kh) / stride + 1 (likewise OW), zero padding, weight
+ * [O, C, kh, kw] (nn.Conv2d's layout), bias [O] or NULL (groups 1,
+ * dilation 1). scratch: vp_nn_conv2d_scratch(...) floats.
  */
-size_t vp_nn_conv2d_scratch(int64_t Cin, int64_t H, int64_t W, int64_t k, int64_t stride, int64_t pad);
-void vp_nn_conv2d(float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
-                  const float *weight, const float *bias, int64_t Cout, int64_t k,
+void vp_nn_conv2d(float *out, const float *in, int64_t C, int64_t H, int64_t W,
+                  const float *weight, const float *bias, int64_t O, int64_t kh, int64_t kw,
                   int64_t stride, int64_t pad, float *scratch);
+size_t vp_nn_conv2d_scratch(int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                            int64_t stride, int64_t pad);
 /*
- * ConvTranspose2d with kernel == stride == k, no padding (the patches do
- * not overlap): in [Cin, H, W], weight [Cin, Cout, k, k] (torch's layout),
- * bias [Cout] or NULL; out [Cout, H*k, W*k].
+ * ConvTranspose2d of one image (padding 0, output_padding 0, groups 1,
+ * dilation 1): in [C, H, W] -> out [O, (H-1) stride + kh, (W-1) stride + kw],
+ * weight [C, O, kh, kw] (nn.ConvTranspose2d's layout), bias [O] or NULL.
+ * Overlapping kernels (kh > stride) are summed as torch sums them.
  * scratch: vp_nn_conv_transpose2d_scratch(...) floats.
  */
-size_t vp_nn_conv_transpose2d_scratch(int64_t Cin, int64_t Cout, int64_t H, int64_t W, int64_t k);
-void vp_nn_conv_transpose2d(float *out, const float *in, int64_t Cin, int64_t H, int64_t W,
-                            const float *weight, const float *bias, int64_t Cout, int64_t k,
-                            float *scratch);
+void vp_nn_conv_transpose2d(float *out, const float *in, int64_t C, int64_t H, int64_t W,
+                            const float *weight, const float *bias, int64_t O, int64_t kh, int64_t kw,
+                            int64_t stride, float *scratch);
+size_t vp_nn_conv_transpose2d_scratch(int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw);
 
 #endif

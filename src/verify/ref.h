@@ -59,6 +59,8 @@ typedef struct vp_ref {
     vp_source *src;            /* borrowed */
     const char *family;        /* "timm", "dino", "clip", "siglip", "clipseg" */
     const char *pre;           /* name prefix inside the source ("", "module.", "backbone.", ...) */
+    char prebuf[512];          /* (its storage) */
+    int nested;                /* prefixes may cross sub-dictionaries ('/') */
     char err[768];
     vp_ref_out out[VP_REF_MAX_OUT];
     int nout;
@@ -71,8 +73,9 @@ extern const char *const vp_ref_families[];
 
 /* Start an evaluator on an open source (names relative to its key).
  * family NULL: recognised from the tensor names. Finds the name prefix
- * (timm/DINO: "", "module.", "backbone.", "module.backbone."). */
-int vp_ref_init(vp_ref *r, vp_source *src, const char *family);
+ * before the layout's names ("", "module.", "backbone.", ...); with
+ * `nested` also one through sub-dictionaries ("state_dict/module."). */
+int vp_ref_init(vp_ref *r, vp_source *src, const char *family, int nested);
 int vp_ref_info_get(vp_ref *r, vp_ref_info *info);
 /* Run; outputs in r->out. Errors: r->err (one line, naming the tensor). */
 int vp_ref_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in);
@@ -110,10 +113,10 @@ int vp__ref_siglip_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *
 int vp__ref_clipseg_info(vp_ref *r, vp_ref_info *info);
 int vp__ref_clipseg_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in);
 
-/* OpenAI CLIP's towers under a prefix ("" or "clip_model."), shared with
- * CLIPSeg (ref_clip.c). */
+/* OpenAI CLIP's towers under a prefix ("" or "clip_model.", after the
+ * evaluator's own, e.g. "module."), shared with CLIPSeg (ref_clip.c). */
 typedef struct vp_ref_clip {
-    const char *pre;
+    char pre[160];             /* the evaluator's prefix + "" or "clip_model." */
     int64_t vwidth, vlayers, patch, grid, vheads, embed, channels;
     int64_t twidth, tlayers, ctx, vocab, theads;
 } vp_ref_clip;

@@ -13,6 +13,7 @@
  * unless the caller says otherwise.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "verify/ref.h"
@@ -22,9 +23,9 @@
 int vp__ref_clip_sizes(vp_ref *r, const char *pre, vp_ref_clip *c)
 {
     memset(c, 0, sizeof *c);
-    c->pre = pre;
+    snprintf(c->pre, sizeof c->pre, "%s%s", r->pre ? r->pre : "", pre);
     const char *save = r->pre;
-    r->pre = pre;
+    r->pre = c->pre;
     const vp_tensor *conv = vp__ref_info(r, "visual.conv1.weight"), *vpos = vp__ref_info(r, "visual.positional_embedding");
     const vp_tensor *proj = vp__ref_info(r, "visual.proj"), *tok = vp__ref_info(r, "token_embedding.weight");
     const vp_tensor *tpos = vp__ref_info(r, "positional_embedding"), *tproj = vp__ref_info(r, "text_projection");
@@ -49,7 +50,7 @@ int vp__ref_clip_sizes(vp_ref *r, const char *pre, vp_ref_clip *c)
     if (!ok)
         return vp__ref_fail(r, VP_ERR_FORMAT, "source: OpenAI CLIP tensors (%svisual.conv1.weight, visual.positional_embedding, "
                             "visual.proj, token_embedding.weight, positional_embedding, text_projection) are missing or "
-                            "misshapen", pre);
+                            "misshapen", c->pre);
     return VP_OK;
 }
 

@@ -89,9 +89,9 @@ static int conv_t(vp_ref *r, const char *name, float *out, const float *in, int6
     *k = t->shape[2];
     const float *w = vp__ref_get(r, 4, (int64_t[]){Cin, *Cout, *k, *k}, "%s.weight", name);
     const float *b = vp__ref_get(r, 1, (int64_t[]){*Cout}, "%s.bias", name);
-    float *scr = vp__ref_buf(r, (int64_t)vp_nn_conv_transpose2d_scratch(Cin, *Cout, s, s, *k));
+    float *scr = vp__ref_buf(r, (int64_t)vp_nn_conv_transpose2d_scratch(Cin, s, s, *Cout, *k, *k));
     if (r->err[0]) return VP_ERR_MISMATCH;
-    if (out) vp_nn_conv_transpose2d(out, in, Cin, s, s, w, b, *Cout, *k, scr);
+    if (out) vp_nn_conv_transpose2d(out, in, Cin, s, s, w, b, *Cout, *k, *k, *k, scr);
     return VP_OK;
 }
 
@@ -166,7 +166,7 @@ int vp__ref_clipseg_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs 
         w0 = vp__ref_get(r, 4, (int64_t[]){rd, rd, 3, 3}, "trans_conv.0.weight");
         b0 = vp__ref_get(r, 1, (int64_t[]){rd}, "trans_conv.0.bias");
         g1 = vp__ref_buf(r, rd * s * s);
-        cols = vp__ref_buf(r, (int64_t)vp_nn_conv2d_scratch(rd, s, s, 3, 1, 1));
+        cols = vp__ref_buf(r, (int64_t)vp_nn_conv2d_scratch(rd, s, s, 3, 3, 1, 1));
         if (!r->err[0]) rc = conv_t(r, "trans_conv.2", NULL, NULL, rd, s, &c1, &k0);
         if (!rc && !r->err[0]) {
             g2 = vp__ref_buf(r, c1 * s * k0 * s * k0);
@@ -189,7 +189,7 @@ int vp__ref_clipseg_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs 
         if (!refined) {
             rc = conv_t(r, "trans_conv", out, grid, rd, s, &co, &kk);
         } else {
-            vp_nn_conv2d(g1, grid, rd, s, s, w0, b0, rd, 3, 1, 1, cols);
+            vp_nn_conv2d(g1, grid, rd, s, s, w0, b0, rd, 3, 3, 1, 1, cols);
             vp_nn_act(g1, (size_t)(rd * s * s), VP_ACT_RELU);
             rc = conv_t(r, "trans_conv.2", g2, g1, rd, s, &c1, &k0);
             if (!rc) vp_nn_act(g2, (size_t)(c1 * s * k0 * s * k0), VP_ACT_RELU);

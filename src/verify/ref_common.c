@@ -8,6 +8,7 @@
 
 const char *const vp_ref_families[] = {"timm", "dino", "clip", "siglip", "clipseg", NULL};
 
+
 int vp__ref_fail(vp_ref *r, int code, const char *fmt, ...)
 {
     if (r->err[0]) return code;          /* keep the first failure */
@@ -152,32 +153,46 @@ void vp__ref_matmul(float *y, const float *x, int64_t m, const float *w, const f
 }
 
 /* ---- recognition ------------------------------------------------------- */
-static const char *const TIMM_PREFIXES[] = {"", "module.", "backbone.", "module.backbone.", NULL};
+/* The prefix before the first tensor name ending in `anchor` under which
+ * `also` exists too (a wrapper's "module.", a DINO "backbone.", a nested
+ * dictionary's "state_dict/"), into r->prebuf; 1 if found. */
+static int find_prefix(vp_ref *r, const char *anchor, const char *also, const char *also2)
+{
+    size_t n = vp_source_count(r->src), al = strlen(anchor);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = vp_source_tensor(r->src, i)->name;
+        size_t l = strlen(name);
+        if (l < al || strcmp(name + l - al, anchor) || l - al >= sizeof r->prebuf) continue;
+        if (l > al && name[l - al - 1] != '.' && name[l - al - 1] != '/') continue;
+        if (!r->nested && memchr(name, '/', l - al) && strncmp(anchor, "params/", 7)) continue;
+        memcpy(r->prebuf, name, l - al);
+        r->prebuf[l - al] = 0;
+        r->pre = r->prebuf;
+        if (vp__ref_info(r, "%s", also) && (!also2 || vp__ref_info(r, "%s", also2))) return 1;
+    }
+    r->pre = "";
+    return 0;
+}
 
 static const char *detect(vp_ref *r, const char *want)
 {
-    int timm = !want || !strcmp(want, "timm") || !strcmp(want, "dino");
-    for (const char *const *p = TIMM_PREFIXES; timm && *p; p++) {
-        r->pre = *p;
-        if (vp__ref_info(r, "cls_token") && vp__ref_info(r, "patch_embed.proj.weight"))
-            return want ? want : (**p ? "dino" : "timm");
-    }
-    r->pre = "";
-    if ((!want || !strcmp(want, "clipseg")) && vp__ref_info(r, "clip_model.visual.conv1.weight") &&
-        (vp__ref_info(r, "film_mul.weight") || !want))
+    int any = !want;
+    if ((any || !strcmp(want, "timm") || !strcmp(want, "dino")) && find_prefix(r, "patch_embed.proj.weight", "cls_token", NULL))
+        return want ? want : (r->pre[0] ? "dino" : "timm");
+    if ((any || !strcmp(want, "clipseg")) && find_prefix(r, "clip_model.visual.conv1.weight", "film_mul.weight", NULL))
         return "clipseg";
-    if ((!want || !strcmp(want, "clip")) && vp__ref_info(r, "visual.conv1.weight") &&
-        vp__ref_info(r, "token_embedding.weight"))
+    if ((any || !strcmp(want, "clip")) && find_prefix(r, "visual.conv1.weight", "token_embedding.weight", "visual.class_embedding"))
         return "clip";
-    if ((!want || !strcmp(want, "siglip")) && vp__ref_info(r, "params/img/embedding/kernel"))
+    if ((any || !strcmp(want, "siglip")) && find_prefix(r, "params/img/embedding/kernel", "params/txt/Embed_0/embedding", NULL))
         return "siglip";
     return NULL;
 }
 
-int vp_ref_init(vp_ref *r, vp_source *src, const char *family)
+int vp_ref_init(vp_ref *r, vp_source *src, const char *family, int nested)
 {
     memset(r, 0, sizeof *r);
     r->src = src;
+    r->nested = nested;
     if (family) {
         const char *const *f = vp_ref_families;
         while (*f && strcmp(*f, family)) f++;

@@ -189,20 +189,22 @@ static int open_source(vp_verify *v, const vp_verify_opts *o, const char *family
     static const char *const KEYS[] = {"teacher", "model", "state_dict", "module", NULL};
     int rc = vp_source_open(src, o->source, o->key);
     if (rc) return fail(v, rc, "%s", *src ? vp_source_errmsg(*src) : "out of memory");
-    rc = vp_ref_init(r, *src, family);
+    rc = vp_ref_init(r, *src, family, 0);
     for (const char *const *k = KEYS; rc && !o->key && *k; k++) {
         vp_source *s2 = NULL;
         if (vp_source_open(&s2, o->source, *k) == VP_OK) {
             vp_ref r2;
-            if (vp_ref_init(&r2, s2, family) == VP_OK) {
+            if (vp_ref_init(&r2, s2, family, 0) == VP_OK) {
                 vp_source_close(*src);
                 *src = s2;
                 *r = r2;
+                if (r2.pre == r2.prebuf) r->pre = r->prebuf;   /* it pointed into r2 */
                 return VP_OK;
             }
         }
         vp_source_close(s2);
     }
+    if (rc) rc = vp_ref_init(r, *src, family, 1);   /* a model deeper in the file */
     if (rc) return fail(v, rc, "%s: %s", o->source, r->err);
     return VP_OK;
 }
