@@ -363,6 +363,61 @@ static void fixtures(void)
     CHECK(n >= 20);
 }
 
+/* ---- API misuse and bad input: clear errors, never a crash ------------------ */
+static void api_errors(void)
+{
+    const char *fx = tu_fixtures_dir();
+    char dir[1024], src[1024], junk[1024], npz[1024], err[1024];
+    vp_verify_free(NULL);
+    CHECK(vp_verify_count(NULL) == 0 && vp_verify_item_at(NULL, 0) == NULL && vp_verify_worst(NULL) == NULL);
+    vp_verify *v = NULL;
+    CHECK(vp_verify_new(&v) == VP_OK);
+    vp_verify_opts o;
+    memset(&o, 0, sizeof o);
+    CHECK(vp_verify_run(v, NULL, &o) == VP_ERR_ARG);
+    CHECK(vp_verify_run(v, "/nonexistent", &o) == VP_ERR_ARG && tu_one_line(vp_verify_errmsg(v)));
+    o.expect = "/nonexistent.npz";
+    CHECK(vp_verify_run(v, "/nonexistent", &o) == VP_ERR_ARG && tu_has(vp_verify_errmsg(v), "inputs"));
+    o.expect = NULL;
+    snprintf(src, sizeof src, "%s/convert/vit_head.pth", fx);
+    o.source = src;
+    CHECK(vp_verify_run(v, "/nonexistent", &o) != VP_OK && !vp_verify_engine_missing(v) && tu_one_line(vp_verify_errmsg(v)));
+    /* a good directory, then sources that are not its model */
+    snprintf(dir, sizeof dir, "%s/api_vit", tmpdir);
+    vp_convert_opts co;
+    memset(&co, 0, sizeof co);
+    co.quiet = 1;
+    const char *sets[] = {"num_attention_heads=2"};
+    co.sets = sets;
+    co.nsets = 1;
+    CHECK(vp_convert(src, NULL, dir, &co, err, sizeof err) == VP_OK);
+    CHECK(vp_verify_run(v, dir, &o) == VP_OK && vp_verify_count(v) == 2);
+    CHECK_STR(vp_verify_class(v), "ViTForImageClassification");
+    CHECK(tu_has(vp_verify_check(v), "timm"));
+    snprintf(junk, sizeof junk, "%s/junk.pth", tmpdir);
+    tu_write_file(junk, "not a checkpoint at all", 23);
+    o.source = junk;
+    CHECK(vp_verify_run(v, dir, &o) != VP_OK && tu_has(vp_verify_errmsg(v), "junk.pth") && tu_one_line(vp_verify_errmsg(v)));
+    snprintf(npz, sizeof npz, "%s/convert/siglip_base.npz", fx);
+    o.source = npz;               /* a SigLIP source for a ViT directory */
+    int rc = vp_verify_run(v, dir, &o);
+    CHECKF(rc != VP_OK && tu_one_line(vp_verify_errmsg(v)), "rc %d: %s", rc, vp_verify_errmsg(v));
+    o.source = src;
+    o.family = "clip";            /* the wrong layout forced */
+    rc = vp_verify_run(v, dir, &o);
+    CHECKF(rc == VP_ERR_UNSUPPORTED && tu_has(vp_verify_errmsg(v), "clip"), "rc %d: %s", rc, vp_verify_errmsg(v));
+    o.family = "resnet";
+    CHECK(vp_verify_run(v, dir, &o) == VP_ERR_ARG);
+    o.family = NULL;
+    /* inputs that do not fit the model: a clear error */
+    float pix[3 * 8 * 8] = {0};
+    o.pixel_values = pix; o.batch = 1; o.height = 8; o.width = 8;
+    CHECK(vp_verify_run(v, dir, &o) != VP_OK && tu_one_line(vp_verify_errmsg(v)));
+    o.batch = 0;
+    CHECK(vp_verify_run(v, dir, &o) == VP_ERR_ARG);
+    vp_verify_free(v);
+}
+
 int main(void)
 {
     bin = tu_env("VP_BIN", NULL);
@@ -377,6 +432,7 @@ int main(void)
         printf("no conformance cases ($VP_CONFORMANCE unset)\n");
     }
     fixtures();
+    api_errors();
     printf("skipped (engine not in this build): %d\n", skipped);
     tu_rmtree(tmpdir);
     TEST_MAIN_END();
