@@ -93,6 +93,10 @@ const float *vp__ref_get(vp_ref *r, int ndim, const int64_t *shape, const char *
     __attribute__((format(printf, 4, 5)));
 /* Count of i such that pre + printf(fmt, i) exists, from 0 up. */
 int64_t vp__ref_count(vp_ref *r, const char *fmt);
+/* Layer loops read one layer's weights at a time: everything read or
+ * allocated after vp__ref_mark() is freed by vp__ref_release(mark). */
+size_t vp__ref_mark(const vp_ref *r);
+void vp__ref_release(vp_ref *r, size_t mark);
 /* Zeroed scratch owned by the evaluator (NULL + err on OOM / overflow). */
 float *vp__ref_buf(vp_ref *r, int64_t n);
 /* A new output (buffer owned by r). */

@@ -67,6 +67,7 @@ static int resblocks(vp_ref *r, const char *prefix, float *x, int64_t B, int64_t
     float *h = vp__ref_buf(r, rows * F), *att = vp__ref_buf(r, (int64_t)vp_nn_attention_scratch(1, L, L, heads));
     if (r->err[0]) return VP_ERR_NOMEM;
     for (int64_t i = 0; i < layers; i++) {
+        size_t mark = vp__ref_mark(r);
         long long I = (long long)i;
         const float *g1 = vp__ref_get(r, 1, (int64_t[]){W}, "%s%lld.ln_1.weight", prefix, I);
         const float *b1 = vp__ref_get(r, 1, (int64_t[]){W}, "%s%lld.ln_1.bias", prefix, I);
@@ -97,6 +98,7 @@ static int resblocks(vp_ref *r, const char *prefix, float *x, int64_t B, int64_t
         vp_nn_add(x, n, (size_t)(rows * W));
         for (int j = 0; acts && j < nextract; j++)
             if (extract[j] == i) memcpy(acts[j], x, (size_t)(rows * W) * sizeof *x);
+        vp__ref_release(r, mark);
     }
     return VP_OK;
 }

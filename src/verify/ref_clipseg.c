@@ -151,8 +151,10 @@ int vp__ref_clipseg_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs 
                     float *row = a + (b * L + l) * rd;
                     for (int64_t d = 0; d < rd; d++) row[d] = fmul[b * rd + d] * row[d] + fadd[b * rd + d];
                 }
+        size_t mark = vp__ref_mark(r);
         rc = decoder_block(r, i, a, B, L, rd, dheads);
         if (rc) return rc;
+        vp__ref_release(r, mark);
     }
 
     /* the grid per image: [rd, s, s] from tokens 1.. */

@@ -107,6 +107,13 @@ int64_t vp__ref_count(vp_ref *r, const char *fmt)
     }
 }
 
+size_t vp__ref_mark(const vp_ref *r) { return r->nowned; }
+
+void vp__ref_release(vp_ref *r, size_t mark)
+{
+    while (r->nowned > mark) vp__free(r->owned[--r->nowned]);
+}
+
 float *vp__ref_buf(vp_ref *r, int64_t n)
 {
     uint64_t bytes;

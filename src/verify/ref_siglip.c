@@ -102,6 +102,7 @@ static int encoder(vp_ref *r, const char *pre, float *x, int64_t B, int64_t L, i
     snprintf(fmt, sizeof fmt, "%s/encoderblock_%%lld/LayerNorm_0/scale", pre);
     int64_t depth = vp__ref_count(r, fmt);
     for (int64_t i = 0; i < depth; i++) {
+        size_t mark = vp__ref_mark(r);
         snprintf(blk, sizeof blk, "%s/encoderblock_%lld", pre, (long long)i);
         char sub[200];
         mhdpa a;
@@ -116,6 +117,7 @@ static int encoder(vp_ref *r, const char *pre, float *x, int64_t B, int64_t L, i
         if (!rc) rc = mlp_block(r, t, y, rows, D, blk);
         if (rc) return rc;
         vp_nn_add(x, t, (size_t)(rows * D));
+        vp__ref_release(r, mark);
     }
     char norm[160];
     snprintf(norm, sizeof norm, "%s/encoder_norm", pre);

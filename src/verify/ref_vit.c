@@ -97,6 +97,7 @@ int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in
         vp_nn_add(xb, pos, (size_t)(L * D));
     }
     for (int64_t i = 0; i < s.depth; i++) {
+        size_t mark = vp__ref_mark(r);
         const float *g1 = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.norm1.weight", (long long)i);
         const float *b1 = vp__ref_get(r, 1, (int64_t[]){D}, "blocks.%lld.norm1.bias", (long long)i);
         const float *wqkv = vp__ref_get(r, 2, (int64_t[]){3 * D, D}, "blocks.%lld.attn.qkv.weight", (long long)i);
@@ -126,6 +127,7 @@ int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in
         vp_nn_act(h, (size_t)(rows * F), VP_ACT_GELU);
         vp__ref_linear(n, h, rows, w2, c2, D, F);
         vp_nn_add(x, n, (size_t)(rows * D));
+        vp__ref_release(r, mark);
     }
     const float *gn = vp__ref_get(r, 1, (int64_t[]){D}, "norm.weight");
     const float *bn = vp__ref_get(r, 1, (int64_t[]){D}, "norm.bias");
