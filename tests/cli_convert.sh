@@ -38,7 +38,7 @@ expect_rc 2 "three positionals" "$BIN" convert "$FIX/vit_head.pth" "$T/o" "$T/p"
 # ---- the help tells the truth ---------------------------------------------
 expect_rc 0 "--help" "$BIN" convert --help
 help_opts=$(grep -o -- '--[a-z][a-z-]*' "$T/out" | sort -u | tr '\n' ' ')
-want_opts="--bpe-vocab --config --dtype --family --force --help --json --key --labels --max-shard-size --model-name --no-crc --quiet --set --spm --sync "
+want_opts="--bpe-vocab --check-only --config --dtype --family --force --help --json --key --labels --max-shard-size --model-name --no-crc --no-verify --quiet --set --spm --sync "
 [ "$help_opts" = "$want_opts" ] && ok || bad "help lists [$help_opts], expected [$want_opts]"
 for o in $help_opts; do
     case $o in --help) continue ;; esac

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "convert/convert.h"
 #include "core/internal.h"
 #include "test.h"
 #include "test_util.h"
@@ -29,7 +30,7 @@ __attribute__((unused)) static int cc_run(char *const argv[], const char *cwd, c
 /* Every tensor of `want` (an open source) must be in one of the files
  * `have[]` with the same dtype, shape and bytes; no other tensor may be there.
  * Each file must carry {"format": "pt"}. Returns the number of problems. */
-static int cc_compare_tensors(const char *what, vp_source *want, const char *const *have, int nhave)
+__attribute__((unused)) static int cc_compare_tensors(const char *what, vp_source *want, const char *const *have, int nhave)
 {
     int bad = 0;
     size_t seen = 0;
@@ -102,7 +103,7 @@ static bool cc_json_equal(const cJSON *a, const cJSON *b)
 /* Keys of ref (recursively into objects) must be in ours with equal values,
  * except `skip`; eps_ok accepts layer_norm_eps 1e-6 where ref has 1e-12.
  * extra_ok: keys only in ours are fine. Returns the number of differences. */
-static int cc_json_check(const char *what, const cJSON *ours, const cJSON *ref, const char *path, bool eps_ok, bool extra_ok)
+__attribute__((unused)) static int cc_json_check(const char *what, const cJSON *ours, const cJSON *ref, const char *path, bool eps_ok, bool extra_ok)
 {
     int bad = 0;
     for (const cJSON *r = ref->child; r; r = r->next) {
@@ -134,6 +135,50 @@ static int cc_json_check(const char *what, const cJSON *ours, const cJSON *ref, 
             }
     if (!bad) t_pass++;
     return bad;
+}
+
+/* ---- conformance cases ---------------------------------------------------- */
+/* case.json params -> --set: the sizes no tensor shows, per family. */
+__attribute__((unused)) static int cc_params_to_sets(const cJSON *c, char sets[][128], int max)
+{
+    const char *family = cJSON_GetObjectItem(c, "family") ? cJSON_GetObjectItem(c, "family")->valuestring : "";
+    const cJSON *params = cJSON_GetObjectItem(c, "params");
+    int n = 0;
+    if (!params) return 0;
+    static const struct { const char *path[2]; const char *key; } MAP[] = {
+        {{"heads", NULL}, "num_attention_heads"},                          /* timm, dino */
+        {{"vision", "heads"}, "vision_config.num_attention_heads"},        /* siglip */
+        {{"text", "heads"}, "text_config.num_attention_heads"},
+        {{"vheads", NULL}, "vision_config.num_attention_heads"},           /* clip, clipseg if given */
+        {{"theads", NULL}, "text_config.num_attention_heads"},
+        {{"decoder_heads", NULL}, "decoder_num_attention_heads"},          /* clipseg if given */
+    };
+    for (size_t i = 0; i < sizeof MAP / sizeof MAP[0] && n < max; i++) {
+        const cJSON *v = cJSON_GetObjectItem(params, MAP[i].path[0]);
+        if (v && MAP[i].path[1]) v = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, MAP[i].path[1]) : NULL;
+        if (!v || !cJSON_IsNumber(v)) continue;
+        /* the top-level key only means the model's own heads for single-tower families */
+        if (!strcmp(MAP[i].key, "num_attention_heads") && strcmp(family, "timm") && strcmp(family, "dino")) continue;
+        snprintf(sets[n++], 128, "%s=%d", MAP[i].key, v->valueint);
+    }
+    return n;
+}
+
+/* converter_hints: key -> --key, timm_name -> --model-name, config fields -> --set. */
+__attribute__((unused)) static int cc_hints_to_opts(const cJSON *c, vp_convert_opts *o, const char **key, char sets[][128], int n, int max)
+{
+    const cJSON *h = cJSON_GetObjectItem(c, "converter_hints");
+    for (const cJSON *e = h ? h->child : NULL; e && n < max; e = e->next) {
+        if (!strcmp(e->string, "key") && cJSON_IsString(e)) *key = e->valuestring;
+        else if (!strcmp(e->string, "timm_name") && cJSON_IsString(e)) o->model_name = e->valuestring;
+        else if (!strcmp(e->string, "base_model")) continue;   /* the tensors tell */
+        else {
+            char *v = cJSON_PrintUnformatted(e);
+            snprintf(sets[n++], 128, "%s=%s", e->string, v ? v : "null");
+            free(v);
+        }
+    }
+    return n;
 }
 
 #endif

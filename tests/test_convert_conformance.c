@@ -10,49 +10,6 @@
 #include "convert/convert.h"
 #include "convert_check.h"
 
-/* case.json params -> --set: the sizes no tensor shows, per family. */
-static int params_to_sets(const cJSON *c, char sets[][128], int max)
-{
-    const char *family = cJSON_GetObjectItem(c, "family") ? cJSON_GetObjectItem(c, "family")->valuestring : "";
-    const cJSON *params = cJSON_GetObjectItem(c, "params");
-    int n = 0;
-    if (!params) return 0;
-    static const struct { const char *path[2]; const char *key; } MAP[] = {
-        {{"heads", NULL}, "num_attention_heads"},                          /* timm, dino */
-        {{"vision", "heads"}, "vision_config.num_attention_heads"},        /* siglip */
-        {{"text", "heads"}, "text_config.num_attention_heads"},
-        {{"vheads", NULL}, "vision_config.num_attention_heads"},           /* clip, clipseg if given */
-        {{"theads", NULL}, "text_config.num_attention_heads"},
-        {{"decoder_heads", NULL}, "decoder_num_attention_heads"},          /* clipseg if given */
-    };
-    for (size_t i = 0; i < sizeof MAP / sizeof MAP[0] && n < max; i++) {
-        const cJSON *v = cJSON_GetObjectItem(params, MAP[i].path[0]);
-        if (v && MAP[i].path[1]) v = cJSON_IsObject(v) ? cJSON_GetObjectItem(v, MAP[i].path[1]) : NULL;
-        if (!v || !cJSON_IsNumber(v)) continue;
-        /* the top-level key only means the model's own heads for single-tower families */
-        if (!strcmp(MAP[i].key, "num_attention_heads") && strcmp(family, "timm") && strcmp(family, "dino")) continue;
-        snprintf(sets[n++], 128, "%s=%d", MAP[i].key, v->valueint);
-    }
-    return n;
-}
-
-/* converter_hints: key -> --key, timm_name -> --model-name, config fields -> --set. */
-static int hints_to_opts(const cJSON *c, vp_convert_opts *o, const char **key, char sets[][128], int n, int max)
-{
-    const cJSON *h = cJSON_GetObjectItem(c, "converter_hints");
-    for (const cJSON *e = h ? h->child : NULL; e && n < max; e = e->next) {
-        if (!strcmp(e->string, "key") && cJSON_IsString(e)) *key = e->valuestring;
-        else if (!strcmp(e->string, "timm_name") && cJSON_IsString(e)) o->model_name = e->valuestring;
-        else if (!strcmp(e->string, "base_model")) continue;   /* the tensors tell */
-        else {
-            char *v = cJSON_PrintUnformatted(e);
-            snprintf(sets[n++], 128, "%s=%s", e->string, v ? v : "null");
-            free(v);
-        }
-    }
-    return n;
-}
-
 /* Intended departure (issue #4): CLIPSeg's processor uses the ImageNet mean
  * and std the original CLIPSeg code normalises with, where the seed's bare
  * ViTImageProcessor writes 0.5. Accept exactly those values. */
@@ -89,8 +46,8 @@ static void run_case(const char *dir, const char *name, const char *tmp)
     vp_convert_opts o;
     memset(&o, 0, sizeof o);
     const char *key = NULL;
-    int ns = params_to_sets(c, sets, 16);
-    ns = hints_to_opts(c, &o, &key, sets, ns, 16);
+    int ns = cc_params_to_sets(c, sets, 16);
+    ns = cc_hints_to_opts(c, &o, &key, sets, ns, 16);
     for (int i = 0; i < ns; i++) setp[i] = sets[i];
     o.sets = setp;
     o.nsets = ns;

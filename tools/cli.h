@@ -12,6 +12,7 @@ int cmd_inspect(int argc, char **argv);   /* tools/cmd_inspect.c */
 int cmd_convert(int argc, char **argv);   /* tools/cmd_convert.c */
 
 int cmd_run(int argc, char **argv);       /* tools/cmd_run.c */
+int cmd_verify(int argc, char **argv);    /* tools/cmd_verify.c */
 
 /* An array read from a file (tools/cli_arrays.c). */
 #include "vitport/vitport.h"
@@ -29,5 +30,21 @@ void vp_cli_array_free(vp_cli_array *a);
 
 /* Human-readable byte count ("1.5 GB") into buf. */
 const char *vp_cli_bytes(double n, char *buf, unsigned len);
+
+/* Verification reports shared by verify and convert (tools/cmd_verify.c). */
+#include <cjson/cJSON.h>
+cJSON *vp_cli_verify_json(const vp_verify *v, int rc);
+void vp_cli_verify_summary(const vp_verify *v, char *buf, size_t len);
+/* vp_convert_opts.verify for `vitport convert` (arg: a vp_cli_convert_check). */
+typedef struct vp_cli_convert_check {
+    const char *out_dir;         /* named in messages instead of the temporary directory */
+    int quiet, threads, no_crc;
+    int ran, rc, engine_missing; /* what happened */
+    char summary[1536];          /* "verified CLASS against the ...: largest difference ..." or
+                                    "not verified: ..." */
+    cJSON *json;                 /* the comparisons, for --json (caller deletes) */
+} vp_cli_convert_check;
+int vp_cli_convert_verify(void *arg, const char *tmp_dir, const char *src, const char *key,
+                          const char *family, char *err, size_t errlen);
 
 #endif

@@ -23,6 +23,7 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: vitport convert SRC OUT_DIR [options]\n"
+            "       vitport convert SRC --check-only [options]\n"
             "\n"
             "Convert a checkpoint in its release format to the Hugging Face layout, as the\n"
             "seed conversion scripts do: config.json, model.safetensors (sharded with an\n"
@@ -31,6 +32,15 @@ static void help(FILE *f)
             "must be used or dropped by a named rule and every tensor of the target class\n"
             "produced with its shape, else nothing is written. The output is written to a\n"
             "temporary directory beside OUT_DIR and renamed into place when complete.\n"
+            "\n"
+            "Before the rename the converted model is verified, as the seed scripts check\n"
+            "before they save (see vitport verify --help): the engine runs it and an evaluator\n"
+            "of the source in its own layout runs SRC on the same seeded inputs; an output\n"
+            "differing above tolerance (1e-4 for float32 weights; for f16 1e-2, for bf16\n"
+            "8e-2, times max(1, the output's largest |value|)) fails the conversion, nothing\n"
+            "written, OUT_DIR untouched. When the engine of this build cannot run the model\n"
+            "(its model_type, or a config it cannot honour), the conversion is kept and the\n"
+            "summary line says it was not verified and why.\n"
             "\n"
             "options:\n"
             "  --family F          auto (default: recognised from the tensor names) or one of:\n");
@@ -66,9 +76,13 @@ static void help(FILE *f)
             "                      once as it is first read and a damaged member fails the\n"
             "                      conversion, naming it (inflating a deflated member whole\n"
             "                      still checks it)\n"
+            "  --no-verify         skip the verification\n"
+            "  --check-only        convert and verify in a temporary directory under $TMPDIR\n"
+            "                      (default /tmp), keep nothing (no OUT_DIR is given)\n"
             "  --quiet             no messages or progress on stderr\n"
             "  --json              print a JSON summary on stdout (family, class, config,\n"
-            "                      tensors, bytes, shards, seconds, dropped rules and counts)\n"
+            "                      tensors, bytes, shards, seconds, dropped rules and counts,\n"
+            "                      verify: the comparisons)\n"
             "  -h, --help          show this help\n"
             "\n"
             "exit status: 0 converted, 1 bad input, refused model or failed check,\n"
@@ -129,8 +143,18 @@ static const char *opt_value(int argc, char **argv, int *i, const char *opt, int
     return argv[++*i];
 }
 
+/* --check-only: a private directory to convert into, removed afterwards. */
+#include <ftw.h>
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
 int cmd_convert(int argc, char **argv)
 {
+    int no_verify = 0, check_only = 0;
+    char check_dir[PATH_MAX] = "", check_out[PATH_MAX + 16];
     vp_convert_opts o;
     memset(&o, 0, sizeof o);
     const char *pos[2] = {NULL, NULL}, *key = NULL, *shard = NULL;
@@ -146,6 +170,8 @@ int cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--sync")) o.sync = 1;
         else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--no-crc")) o.no_crc = 1;
+        else if (!strcmp(a, "--no-verify")) no_verify = 1;
+        else if (!strcmp(a, "--check-only")) check_only = 1;
         else if ((v = opt_value(argc, argv, &i, "--family", &bad))) o.family = v;
         else if ((v = opt_value(argc, argv, &i, "--model-name", &bad))) o.model_name = v;
         else if ((v = opt_value(argc, argv, &i, "--key", &bad))) key = v;
@@ -164,6 +190,23 @@ int cmd_convert(int argc, char **argv)
         else { rc = usage_err("unexpected argument '%s'", a); free(sets); return rc; }
     }
     if (bad) { free(sets); return VP_EXIT_USAGE; }
+    if (check_only && (npos != 1 || no_verify)) {
+        rc = usage_err("%s", npos != 1 ? "--check-only takes SRC and no OUT_DIR (it keeps nothing)"
+                                       : "--check-only and --no-verify exclude each other");
+        free(sets);
+        return rc;
+    }
+    if (check_only) {
+        const char *td = getenv("TMPDIR");
+        snprintf(check_dir, sizeof check_dir, "%s/vitport-check.XXXXXX", td && *td ? td : "/tmp");
+        if (!mkdtemp(check_dir)) {
+            fprintf(stderr, "vitport convert: cannot create a temporary directory in %s\n", td && *td ? td : "/tmp");
+            free(sets);
+            return VP_EXIT_FAIL;
+        }
+        snprintf(check_out, sizeof check_out, "%s/model", check_dir);
+        pos[npos++] = check_out;
+    }
     if (npos < 2) {
         help(stderr);
         free(sets);
@@ -202,9 +245,25 @@ int cmd_convert(int argc, char **argv)
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &sa, &old[i]);
     o.cancel = &g_cancel;
 
+    vp_cli_convert_check ck;
+    memset(&ck, 0, sizeof ck);
+    ck.out_dir = check_only ? "the converted model" : pos[1];
+    ck.quiet = o.quiet;
+    ck.no_crc = o.no_crc;
+    if (!no_verify) { o.verify = vp_cli_convert_verify; o.verify_arg = &ck; }
+
     char err[2048];
     cJSON *summary = NULL;
     rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, o.json ? &summary : NULL);
+    if (check_only) nftw(check_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (summary) {
+        vp_json_set(summary, "verify", ck.json ? ck.json : cJSON_CreateNull());
+        ck.json = NULL;
+        vp_json_set_bool(summary, "check_only", check_only);
+        if (check_only) vp_json_set(summary, "out_dir", cJSON_CreateNull());
+        if (check_only) vp_json_set(summary, "config", cJSON_CreateNull());
+    }
+    cJSON_Delete(ck.json);
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &old[i], NULL);
     free(sets);
     int signo = atomic_load(&g_signo);
@@ -218,6 +277,9 @@ int cmd_convert(int argc, char **argv)
         cJSON_Delete(summary);
         return VP_EXIT_FAIL;
     }
+    if (!o.quiet)
+        fprintf(stderr, "vitport convert: %s %s; %s\n", check_only ? "checked" : "wrote", check_only ? pos[0] : pos[1],
+                no_verify ? "not verified (--no-verify)" : ck.summary[0] ? ck.summary : "not verified");
     if (summary) {
         char *text = vp_json_dump(summary, NULL);
         if (text) fputs(text, stdout);

@@ -9,6 +9,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *sum
     {"inspect", cmd_inspect, "show the format, structure and tensors of a checkpoint"},
     {"convert", cmd_convert, "convert a checkpoint to the Hugging Face layout"},
     {"run", cmd_run, "run a Hugging Face model directory on input arrays"},
+    {"verify", cmd_verify, "check a converted model against its source checkpoint"},
 };
 
 static void usage(FILE *f)

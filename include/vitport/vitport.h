@@ -272,4 +272,5 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #include "vitport/engine.h"
 #include "vitport/text.h"
 #include "vitport/image.h"
+#include "vitport/verify.h"
 #endif /* VITPORT_H */

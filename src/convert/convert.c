@@ -1618,6 +1618,8 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     rc = write_all(&p, &L, tmp, &w);
     progress(&w, true);
     if (rc) goto done;
+    /* verification (src/verify): a failed check publishes nothing */
+    if (opts->verify && (rc = opts->verify(opts->verify_arg, tmp, src_path, p.key, p.family, err, errlen))) goto done;
     if (cancelled(opts)) { rc = VP_ERR_IO; snprintf(err, errlen, "interrupted"); goto done; }
     rc = publish(tmp, out_dir, parent, base, opts->force, err, errlen);
     if (rc) goto done;

@@ -93,6 +93,14 @@ typedef struct vp_convert_opts {
                                         thread), the engine stops, removes its temporary
                                         directory and fails with "interrupted" */
     int no_crc;                      /* --no-crc: do not check zip members' CRC-32 (vp_source_set_crc_check) */
+    /* --- verification (src/verify; the CLI sets it) --- */
+    /* When non-NULL, called with the complete temporary output directory
+     * just before it would be published: non-zero fails the conversion
+     * (nothing is written, OUT_DIR is untouched, err says why). `key` is the
+     * sub-dictionary converted (or NULL), `family` the converter's name. */
+    int (*verify)(void *arg, const char *tmp_dir, const char *src_path, const char *key,
+                  const char *family, char *err, size_t errlen);
+    void *verify_arg;
 } vp_convert_opts;
 
 typedef struct vp_plan {
