@@ -1,4 +1,4 @@
-/* The conversion families and engine (vp_convert_ex) on hostile tensor
+/* The conversion families and the converter (vp_convert_ex) on hostile tensor
  * tables. Two modes, chosen by the first byte:
  *
  *   'S' : a compact description turned into a safetensors file, so that the

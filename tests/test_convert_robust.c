@@ -278,7 +278,7 @@ static void many_classes(void)
 
 /* A tensor with no elements may have any other sizes: [2^40, 0, 2^40]'s C
  * strides overflowed int64 when the table was read (src/core/source.c), and
- * again in the engine when such a tensor was copied (convert.c c_strides). */
+ * again in the converter when such a tensor was copied (plan.c c_strides). */
 static void empty_tensor_huge_sizes(void)
 {
     table t;
@@ -286,7 +286,7 @@ static void empty_tensor_huge_sizes(void)
     put(&t, "extra", VP_F32, 3, I(1) << 40, I(0), I(1) << 40);
     vp_convert_opts o = opts();
     expect_fail("empty [2^40, 0, 2^40] beside a ViT", &t, &o, "extra", 20);
-    /* copied by a rename: the engine's C strides of the copy overflowed too */
+    /* copied by a rename: the converter's C strides of the copy overflowed too */
     vit(&t, 64, 32, 4, 3);
     put(&t, "norm.bias", VP_F32, 4, I(1) << 40, I(0), I(1) << 40, I(1) << 40);
     expect_fail("norm.bias [2^40, 0, 2^40, 2^40]", &t, &o,
@@ -295,7 +295,7 @@ static void empty_tensor_huge_sizes(void)
 
 /* An empty patch kernel [W, 0, 2^40, 2^40]: the patch size then came from a
  * tensor without elements (unbounded: image size = grid * patch could
- * overflow), and the copy's C strides overflowed in the engine. Refused
+ * overflow), and the copy's C strides overflowed in the converter. Refused
  * like timm's ViT refuses it: every kernel size must be at least 1. */
 static void empty_patch_kernel(void)
 {

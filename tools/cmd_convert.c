@@ -1,8 +1,8 @@
 /* vitport convert: a checkpoint in its release format -> the Hugging Face
  * layout (config.json, model.safetensors, preprocessor and tokenizer files),
- * written atomically. The work is the engine's (src/convert/convert.c);
+ * written atomically. The work is the converter's (src/convert/);
  * this file parses options, finds the bundled data, and turns SIGINT /
- * SIGTERM / SIGHUP into a cancellation the engine cleans up after. */
+ * SIGTERM / SIGHUP into a cancellation the converter cleans up after. */
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -92,7 +92,7 @@ static const char *find_data_dir(char *buf, size_t len)
     return VP_DATADIR;
 }
 
-/* Signals become a cancellation the engine polls, so it can remove its
+/* Signals become a cancellation the converter polls, so it can remove its
  * temporary directory before the process ends. A handler may only touch
  * lock-free atomics, hence these two statics (the program's, not the
  * library's: the library takes the flag through vp_convert_opts.cancel). */

@@ -8,12 +8,19 @@
  * transposes and permutes (permuted strides), reshapes (new shape over
  * contiguous values) and concatenation (several pieces).
  *
- * The engine (convert.c) then checks the plan strictly — every source
- * tensor used or dropped by a named rule, every tensor the target class
- * expects produced with the expected shape — and streams it to disk:
- * contiguous pieces with unchanged dtype go through copy_file_range, the
- * rest through a bounded buffer; output is written into a temporary
- * directory renamed into place only when complete.
+ * The seeds: the Hugging Face Transformers conversion scripts whose output a
+ * family reproduces (convert_vit_timm_to_pytorch.py, convert_dino_to_pytorch.py,
+ * convert_clip_original_pytorch_to_hf.py, convert_siglip_to_hf.py,
+ * convert_clipseg_original_pytorch_to_hf.py). "As the seed does" means: the
+ * same key mapping, tensor transforms, config.json and checks before saving
+ * as that script, without Python.
+ *
+ * The converter (src/convert/: converter.h lists its stages) then checks the
+ * plan strictly — every source tensor used or dropped by a named rule, every
+ * tensor the target class expects produced with the expected shape — and
+ * streams it to disk: contiguous pieces with unchanged dtype go through
+ * copy_file_range, the rest through a bounded buffer; output is written into
+ * a temporary directory renamed into place only when complete.
  *
  * How a family's build() goes:
  *   1. read sizes from the tensors, fill p->config (and p->preprocessor);
@@ -86,11 +93,11 @@ typedef struct vp_convert_opts {
     const char *labels;              /* file of class names, one per line (or an id2label JSON) */
     const char **sets;               /* --set KEY=VALUE, nsets of them */
     int nsets;
-    /* --- added with the engine --- */
+    /* --- added later --- */
     const char *data_dir;            /* bundled data (imagenet_synsets.txt); NULL = $VITPORT_DATADIR */
     int sync;                        /* --sync: fsync model files before the rename */
     atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
-                                        thread), the engine stops, removes its temporary
+                                        thread), the converter stops, removes its temporary
                                         directory and fails with "interrupted" */
 } vp_convert_opts;
 
@@ -111,7 +118,7 @@ typedef struct vp_plan {
     const char *family;              /* chosen family name */
     const char *hf_class;            /* architectures[0] */
     char err[1024];
-    /* --- added with the engine --- */
+    /* --- added later --- */
     const char *key;                 /* the sub-dictionary converted (--key or chosen), or NULL */
     int overrides_applied;           /* set by vp_plan_apply_overrides */
     uint8_t *partial;                /* per source tensor: 1 = deliberately used in part */
@@ -132,8 +139,8 @@ typedef struct vp_family {
     /* --- optional (zero = none) --- */
     /* When no --key is given and the model sits in sub-dictionaries of which
      * several look like this family (DINO: 'student' and 'teacher'), the
-     * first of these present is converted (and the engine says so);
-     * otherwise the engine fails listing the candidates. NULL-terminated. */
+     * first of these present is converted (and the converter says so);
+     * otherwise the converter fails listing the candidates. NULL-terminated. */
     const char *const *prefer_keys;
     /* --model-name prefixes that select this family among those that
      * recognise the tensors (default: the family name). NULL-terminated. */
@@ -144,10 +151,10 @@ typedef struct vp_family {
 extern const vp_family vp_family_vit, vp_family_deit, vp_family_dino;
 extern const vp_family vp_family_clip, vp_family_siglip, vp_family_clipseg;
 
-/* The families, NULL-terminated (convert.c). */
+/* The families, NULL-terminated (family.c). */
 extern const vp_family *const vp_families[];
 
-/* ---- helpers for families (convert.c) ---------------------------------- */
+/* ---- helpers for families (plan.c) -------------------------------------- */
 int vp_plan_fail(vp_plan *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Source tensor index by printf-formatted name, or -1. */
 long vp_plan_src(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -187,7 +194,7 @@ int vp_plan_extra(vp_plan *p, const char *name, const char *data, size_t len);
 /* Apply --config and --set to p->config, checking them (convert.c). Call it
  * once, after the inferred config is complete and before reading back the
  * values expectations are built from. If a family does not call it, the
- * engine does after build() (then it cannot change the expectations). */
+ * converter does after build() (then it cannot change the expectations). */
 int vp_plan_apply_overrides(vp_plan *p);
 /* Arena-formatted string owned by the plan. */
 const char *vp_plan_strf(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,7 +210,7 @@ int vp_vit_build(vp_plan *p, const char *pre, int dino);
 /* Score for a timm-layout ViT under prefix pre (0 = not one). */
 int vp_vit_detect_prefix(const vp_source *src, const char *pre);
 
-/* ---- the engine --------------------------------------------------------- */
+/* ---- the converter ------------------------------------------------------ */
 /* Pick the family (opts->family or detection), build, check, write OUT_DIR
  * atomically. Errors go to err (one line). Progress to stderr unless quiet. */
 int vp_convert(const char *src_path, const char *key, const char *out_dir,

@@ -653,7 +653,7 @@ static int clip_build(vp_plan *p)
     if (*pre) vp_plan_note(p, "model found under '%s'", pre);
 
     p->hf_class = "CLIPModel";
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     cJSON *arch = cJSON_CreateStringArray((const char *const[]){ "CLIPModel" }, 1);
     if (!cfg || vp_json_set(cfg, "architectures", arch) || vp_json_set_float(cfg, "initializer_factor", 1.0) ||

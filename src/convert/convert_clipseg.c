@@ -86,7 +86,7 @@ static int check_model_name(vp_plan *p, const seg_dims *s)
 
 static int fill_config(vp_plan *p, const vp_clip_dims *d, const seg_dims *s)
 {
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     if (!cfg) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     static const int64_t extract[3] = { 3, 6, 9 };   /* CLIPDensePredT's default */

@@ -4,7 +4,7 @@
  * dict, ViT-S/B at patch 8 and 16) and full training checkpoints: there the
  * networks sit under 'student' (DistributedDataParallel: "module.") and
  * 'teacher', each a MultiCropWrapper ("backbone." + the DINO projection
- * "head."); the engine picks 'teacher' unless --key says otherwise, the
+ * "head."); the converter picks 'teacher' unless --key says otherwise, the
  * prefixes are stripped and the projection head is dropped by a named rule.
  */
 #include <stdio.h>

@@ -157,7 +157,7 @@ static int64_t guess_image(int64_t grid, int64_t patch)
 
 static int fill_config(vp_plan *p, const siglip_dims *d)
 {
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     if (!cfg) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     int64_t name_heads, name_patch, name_image;

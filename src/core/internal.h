@@ -26,6 +26,11 @@ void vp__set_allocator(vp_alloc_fn fn, void *ud); /* NULL restores the default *
 static inline bool vp__mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 static inline bool vp__add_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
 
+/* "[3, 4]": a shape as messages print it, into buf (truncated to len, which
+ * VP_SHAPE_STR_LEN always suffices for); returns buf. */
+#define VP_SHAPE_STR_LEN (VP_MAX_DIMS * 22 + 4)
+const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
+
 /* ---- arena: bump allocator with a hard cap ------------------------------ */
 typedef struct vp_arena {
     struct vp_arena_block *head;

@@ -50,6 +50,17 @@ void vp__arena_free(vp_arena *a)
     a->head = NULL; a->used = 0;
 }
 
+/* ---- shapes -------------------------------------------------------------- */
+const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    if (!len) return buf;
+    size_t n = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && n < len; d++)
+        n += (size_t)snprintf(buf + n, len - n, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (n < len) snprintf(buf + n, len - n, "]");
+    return buf;
+}
+
 /* ---- buffer ------------------------------------------------------------- */
 void vp__buf_add(vp_buf *b, const void *data, size_t n)
 {
