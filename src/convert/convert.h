@@ -40,6 +40,7 @@
 #define VP_CONVERT_H
 
 #include <cjson/cJSON.h>
+#include "hf/config.h"
 #include "hf/json.h"
 #include <stdatomic.h>
 
@@ -191,11 +192,17 @@ void vp_plan_partial(vp_plan *p, long src, const char *rule);
 int vp_plan_expect(vp_plan *p, const char *name, int ndim, const int64_t *shape);
 /* Extra file to write (copied). */
 int vp_plan_extra(vp_plan *p, const char *name, const char *data, size_t len);
-/* Apply --config and --set to p->config, checking them (convert.c). Call it
+/* Apply --config and --set to p->config, checking them (plan.c). Call it
  * once, after the inferred config is complete and before reading back the
  * values expectations are built from. If a family does not call it, the
  * converter does after build() (then it cannot change the expectations). */
 int vp_plan_apply_overrides(vp_plan *p);
+/* Integer config field p->config[sub][key] (sub NULL: top level), the
+ * default in defs when absent (src/hf/config.h); fails (p->err) when
+ * neither gives an integer. */
+int vp_plan_cfg_int(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t *out);
+/* As vp_plan_cfg_int, and the value must equal what the tensors say. */
+int vp_plan_cfg_expect(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t want);
 /* Arena-formatted string owned by the plan. */
 const char *vp_plan_strf(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An informational line for the user ("using 6 heads from --model-name");

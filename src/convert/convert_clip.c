@@ -30,39 +30,6 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
-/* ---- config defaults (transformers 4.43's sub-config classes) ------------ */
-#define NUM(k, v) { k, 0, v, NULL }
-#define STR(k, v) { k, 1, 0, v }
-const vp_cfg_default vp_clip_text_defaults[] = {
-    NUM("vocab_size", 49408), NUM("hidden_size", 512), NUM("intermediate_size", 2048),
-    NUM("projection_dim", 512), NUM("num_hidden_layers", 12), NUM("num_attention_heads", 8),
-    NUM("max_position_embeddings", 77), NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"),
-    NUM("initializer_range", 0.02), NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0),
-    NUM("pad_token_id", 1), NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-const vp_cfg_default vp_clip_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("projection_dim", 512),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 12), NUM("num_channels", 3),
-    NUM("patch_size", 32), NUM("image_size", 224), NUM("initializer_range", 0.02),
-    NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0), NUM("layer_norm_eps", 1e-5),
-    STR("hidden_act", "quick_gelu"), { NULL, 0, 0, NULL }
-};
-/* CLIPSeg's sub-configs are CLIP's without projection_dim. */
-const vp_cfg_default vp_clipseg_text_defaults[] = {
-    NUM("vocab_size", 49408), NUM("hidden_size", 512), NUM("intermediate_size", 2048),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 8), NUM("max_position_embeddings", 77),
-    NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"), NUM("initializer_range", 0.02),
-    NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0), NUM("pad_token_id", 1),
-    NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-const vp_cfg_default vp_clipseg_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("num_hidden_layers", 12),
-    NUM("num_attention_heads", 12), NUM("num_channels", 3), NUM("patch_size", 32), NUM("image_size", 224),
-    NUM("initializer_range", 0.02), NUM("initializer_factor", 1.0), NUM("attention_dropout", 0.0),
-    NUM("layer_norm_eps", 1e-5), STR("hidden_act", "quick_gelu"), { NULL, 0, 0, NULL }
-};
-#undef NUM
-#undef STR
 
 /* OpenAI's normalisation constants (clip/clip.py _transform). */
 static const double openai_mean[3] = { 0.48145466, 0.4578275, 0.40821073 };
@@ -164,82 +131,6 @@ int64_t vp_clip_isqrt(int64_t n)
     while (r > 0 && r > n / r) r--;
     while ((r + 1) <= n / (r + 1)) r++;
     return r * r == n ? r : -1;
-}
-
-/* ---- config helpers ------------------------------------------------------ */
-
-cJSON *vp_cfg_child(cJSON *parent, const char *key)
-{
-    cJSON *c = cJSON_GetObjectItemCaseSensitive(parent, key);
-    if (c) return cJSON_IsObject(c) ? c : NULL;
-    c = cJSON_CreateObject();
-    if (!c || vp_json_set(parent, key, c) != VP_OK) return NULL;
-    return c;
-}
-
-static const vp_cfg_default *find_default(const vp_cfg_default *defs, const char *key)
-{
-    for (; key && defs && defs->key; defs++)
-        if (!strcmp(defs->key, key)) return defs;
-    return NULL;
-}
-
-int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out)
-{
-    const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(p->config, sub) : p->config;
-    /* a sub-config given as something else (--set text_config=[1]) would
-     * otherwise read as all defaults, and be written as it is */
-    if (o && !cJSON_IsObject(o)) return vp_plan_fail(p, VP_ERR_ARG, "config field %s must be an object", sub);
-    const char *path = sub ? vp_plan_strf(p, "%s.%s", sub, key) : key;
-    if (o && cJSON_GetObjectItemCaseSensitive(o, key)) {
-        if (!vp_json_get_int(o, key, out))
-            return vp_plan_fail(p, VP_ERR_ARG, "config field %s is not an integer", path);
-        return VP_OK;
-    }
-    const vp_cfg_default *d = find_default(defs, key);
-    if (d && !d->is_str) { *out = (int64_t)d->num; return VP_OK; }
-    return vp_plan_fail(p, VP_ERR_ARG, "config field %s is missing: give it with --set %s=N", path, path);
-}
-
-int vp_cfg_expect_eq(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t want)
-{
-    int64_t v;
-    int rc = vp_cfg_get(p, sub, key, defs, &v);
-    if (rc) return rc;
-    if (v != want)
-        return vp_plan_fail(p, VP_ERR_MISMATCH, "config field %s%s%s = %lld, but the tensors give %lld",
-                            sub ? sub : "", sub ? "." : "", key, (long long)v, (long long)want);
-    return VP_OK;
-}
-
-void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs)
-{
-    cJSON *it = cJSON_IsObject(o) ? o->child : NULL;   /* an array's items have no key */
-    while (it) {
-        cJSON *next = it->next;
-        const vp_cfg_default *d = find_default(defs, it->string);
-        int same = d && (d->is_str ? cJSON_IsString(it) && !strcmp(it->valuestring, d->str)
-                                   : cJSON_IsNumber(it) && it->valuedouble == d->num);
-        if (same) cJSON_Delete(cJSON_DetachItemViaPointer(o, it));
-        it = next;
-    }
-}
-
-cJSON *vp_cfg_floats(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) {
-        cJSON *f = vp_json_float(v[i]);
-        if (!f || !cJSON_AddItemToArray(a, f)) { cJSON_Delete(f); cJSON_Delete(a); return NULL; }
-    }
-    return a;
-}
-
-cJSON *vp_cfg_hw(int64_t h, int64_t w)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o && (vp_json_set_int(o, "height", h) || vp_json_set_int(o, "width", w))) { cJSON_Delete(o); o = NULL; }
-    return o;
 }
 
 /* ---- reading the sizes --------------------------------------------------- */
@@ -362,7 +253,7 @@ int vp_clip_read_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
 int vp_clip_fill_subconfigs(vp_plan *p, cJSON *cfg, const vp_clip_dims *d, const char *text_type,
                             const char *vision_type, int with_proj)
 {
-    cJSON *t = vp_cfg_child(cfg, "text_config"), *v = vp_cfg_child(cfg, "vision_config");
+    cJSON *t = vp_hf_child(cfg, "text_config"), *v = vp_hf_child(cfg, "vision_config");
     if (!t || !v) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     int rc = 0;
     /* OpenAI's vocabulary ends with <|startoftext|>, <|endoftext|>. */
@@ -390,13 +281,13 @@ int vp_clip_fill_subconfigs(vp_plan *p, cJSON *cfg, const vp_clip_dims *d, const
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int check_heads(vp_plan *p, const char *sub, const vp_cfg_default *defs, int64_t width, int64_t *heads)
+static int check_heads(vp_plan *p, const char *sub, const vp_hf_default *defs, int64_t width, int64_t *heads)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p->config, sub);
     if (!cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads") && width % 64)
         return vp_plan_fail(p, VP_ERR_ARG, "%s width %lld is not a multiple of 64, so the head count cannot be "
                             "assumed: give it with --set %s.num_attention_heads=N", sub, (long long)width, sub);
-    int rc = vp_cfg_get(p, sub, "num_attention_heads", defs, heads);
+    int rc = vp_plan_cfg_int(p, sub, "num_attention_heads", defs, heads);
     if (rc) return rc;
     if (*heads < 1 || width % *heads)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "%s.num_attention_heads = %lld does not divide the width %lld",
@@ -406,27 +297,27 @@ static int check_heads(vp_plan *p, const char *sub, const vp_cfg_default *defs, 
 
 int vp_clip_readback(vp_plan *p, const vp_clip_dims *d, int with_proj, vp_clip_dims *c)
 {
-    const vp_cfg_default *td = with_proj ? vp_clip_text_defaults : vp_clipseg_text_defaults;
-    const vp_cfg_default *vd = with_proj ? vp_clip_vision_defaults : vp_clipseg_vision_defaults;
+    const vp_hf_default *td = with_proj ? vp_hf_clip_text_defaults : vp_hf_clipseg_text_defaults;
+    const vp_hf_default *vd = with_proj ? vp_hf_clip_vision_defaults : vp_hf_clipseg_vision_defaults;
     *c = *d;
     int rc = 0;
     static const char *T = "text_config", *V = "vision_config";
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", td, d->t_vocab);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "hidden_size", td, d->t_width);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "intermediate_size", td, d->t_mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", td, d->t_ctx);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "num_hidden_layers", td, d->t_layers);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "hidden_size", vd, d->v_width);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "intermediate_size", vd, d->v_mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_hidden_layers", vd, d->v_layers);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", vd, d->v_patch);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", vd, d->v_channels);
-    if (!rc) rc = vp_cfg_expect_eq(p, NULL, "projection_dim", NULL, d->proj);
-    if (!rc && with_proj) rc = vp_cfg_expect_eq(p, T, "projection_dim", td, d->proj);
-    if (!rc && with_proj) rc = vp_cfg_expect_eq(p, V, "projection_dim", vd, d->proj);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "vocab_size", td, d->t_vocab);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "hidden_size", td, d->t_width);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "intermediate_size", td, d->t_mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "max_position_embeddings", td, d->t_ctx);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "num_hidden_layers", td, d->t_layers);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "hidden_size", vd, d->v_width);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "intermediate_size", vd, d->v_mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_hidden_layers", vd, d->v_layers);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "patch_size", vd, d->v_patch);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_channels", vd, d->v_channels);
+    if (!rc) rc = vp_plan_cfg_expect(p, NULL, "projection_dim", NULL, d->proj);
+    if (!rc && with_proj) rc = vp_plan_cfg_expect(p, T, "projection_dim", td, d->proj);
+    if (!rc && with_proj) rc = vp_plan_cfg_expect(p, V, "projection_dim", vd, d->proj);
     if (!rc) rc = check_heads(p, T, td, d->t_width, &c->t_heads);
     if (!rc) rc = check_heads(p, V, vd, d->v_width, &c->v_heads);
-    if (!rc) rc = vp_cfg_get(p, V, "image_size", vd, &c->v_image);
+    if (!rc) rc = vp_plan_cfg_int(p, V, "image_size", vd, &c->v_image);
     if (rc) return rc;
     /* transformers sizes the position table as (image_size // patch_size)^2 + 1. */
     if (c->v_image < 1 || c->v_image / d->v_patch != d->v_grid)
@@ -621,15 +512,15 @@ static int clip_preprocessor(vp_plan *p, int64_t image, int with_tokenizer)
     cJSON_Delete(p->preprocessor);
     p->preprocessor = o;
     if (!o) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
-    int rc = vp_json_set(o, "crop_size", vp_cfg_hw(image, image));
+    int rc = vp_json_set(o, "crop_size", vp_hf_hw(image, image));
     rc |= vp_json_set_bool(o, "do_center_crop", 1);
     rc |= vp_json_set_bool(o, "do_convert_rgb", 1);
     rc |= vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(openai_mean, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(openai_mean, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "CLIPImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(openai_std, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(openai_std, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "CLIPProcessor");
     rc |= vp_json_set_int(o, "resample", 3);   /* PIL bicubic, as OpenAI's transform */
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
@@ -671,8 +562,8 @@ static int clip_build(vp_plan *p)
     if (!rc) rc = clip_preprocessor(p, c.v_image, p->opts && p->opts->bpe_vocab);
     if (!rc) rc = vp_clip_add_bpe(p, d.t_vocab, d.t_ctx, "CLIPProcessor");
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(cfg, "text_config"), vp_clip_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(cfg, "vision_config"), vp_clip_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(cfg, "text_config"), vp_hf_clip_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(cfg, "vision_config"), vp_hf_clip_vision_defaults);
     return VP_OK;
 }
 

@@ -1,10 +1,11 @@
 /*
  * Shared by the CLIP-like families (convert_clip.c, convert_clipseg.c,
  * convert_siglip.c): locating a model inside a training checkpoint, the
- * OpenAI CLIP tower mapping, and config.json helpers that produce what
- * transformers 4.x's save_pretrained writes for composite configs (every
- * top-level field; in text_config / vision_config only model_type and the
- * fields that differ from the sub-config class's defaults).
+ * OpenAI CLIP tower mapping. The config.json helpers they use (sub-config
+ * defaults, pruning, fields read with defaults) are in src/hf/config.h:
+ * transformers 4.x's save_pretrained writes every top-level field of a
+ * composite config, and in text_config / vision_config only model_type and
+ * the fields that differ from the sub-config class's defaults.
  */
 #ifndef VP_CONVERT_CLIP_H
 #define VP_CONVERT_CLIP_H
@@ -68,36 +69,6 @@ int vp_clip_split_qkv(vp_plan *p, long w, long b, const char *dst_attn, int64_t 
 /* Expectations for one pre-norm encoder layer of width w and MLP m, in
  * CLIP's module order (self_attn, layer_norm1, mlp, layer_norm2). */
 int vp_clip_expect_layer(vp_plan *p, const char *dst_layer, int64_t w, int64_t m);
-
-/* ---- config.json helpers ------------------------------------------------ */
-/* A sub-config's default (what CLIPTextConfig() etc. hold in transformers
- * 4.43): transformers writes a nested config's field only when it differs. */
-typedef struct vp_cfg_default {
-    const char *key;
-    int is_str;
-    double num;
-    const char *str;
-} vp_cfg_default;
-
-extern const vp_cfg_default vp_clip_text_defaults[];
-extern const vp_cfg_default vp_clip_vision_defaults[];
-extern const vp_cfg_default vp_clipseg_text_defaults[];
-extern const vp_cfg_default vp_clipseg_vision_defaults[];
-
-/* obj[key] as an object, created when absent (NULL on OOM or a non-object). */
-cJSON *vp_cfg_child(cJSON *parent, const char *key);
-/* Integer sub[key] (sub = "text_config", "vision_config" or NULL for the
- * top level), falling back to the default in defs when the field is absent.
- * Fails (p->err) when neither gives an integer. */
-int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out);
-/* As vp_cfg_get, and the value must equal what the tensors say. */
-int vp_cfg_expect_eq(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t want);
-/* Remove the fields equal to their defaults (model_type is kept). The
- * defs list ends with a NULL key. */
-void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs);
-/* A JSON array of floats / a {"height", "width"} object. */
-cJSON *vp_cfg_floats(const double *v, int n);
-cJSON *vp_cfg_hw(int64_t h, int64_t w);
 
 /* The tokenizer files from opts->bpe_vocab, when given. */
 int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processor_class);

@@ -115,9 +115,9 @@ static int fill_config(vp_plan *p, const vp_clip_dims *d, const seg_dims *s)
  * layer that exists), the decoder's head count and the fixed sizes. */
 static int readback(vp_plan *p, const vp_clip_dims *c, const seg_dims *s, int64_t *dec_heads)
 {
-    int rc = vp_cfg_expect_eq(p, NULL, "reduce_dim", NULL, s->rd);
-    if (!rc) rc = vp_cfg_expect_eq(p, NULL, "decoder_intermediate_size", NULL, s->dec_mlp);
-    if (!rc) rc = vp_cfg_get(p, NULL, "decoder_num_attention_heads", NULL, dec_heads);
+    int rc = vp_plan_cfg_expect(p, NULL, "reduce_dim", NULL, s->rd);
+    if (!rc) rc = vp_plan_cfg_expect(p, NULL, "decoder_intermediate_size", NULL, s->dec_mlp);
+    if (!rc) rc = vp_plan_cfg_int(p, NULL, "decoder_num_attention_heads", NULL, dec_heads);
     if (rc) return rc;
     if (*dec_heads < 1 || s->rd % *dec_heads)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "decoder_num_attention_heads = %lld does not divide reduce_dim %lld",
@@ -241,13 +241,13 @@ static int preprocessor(vp_plan *p, int with_tokenizer)
     int rc = vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(imagenet_mean, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(imagenet_mean, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "ViTImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(imagenet_std, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(imagenet_std, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "CLIPSegProcessor");
     rc |= vp_json_set_int(o, "resample", 2);
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
-    rc |= vp_json_set(o, "size", vp_cfg_hw(352, 352));   /* the seed's ViTImageProcessor(size=352) */
+    rc |= vp_json_set(o, "size", vp_hf_hw(352, 352));   /* the seed's ViTImageProcessor(size=352) */
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
@@ -290,8 +290,8 @@ static int clipseg_build(vp_plan *p)
     if (!rc) rc = preprocessor(p, p->opts && p->opts->bpe_vocab);
     if (!rc) rc = vp_clip_add_bpe(p, d.t_vocab, d.t_ctx, "CLIPSegProcessor");
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_clipseg_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_clipseg_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_clipseg_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_clipseg_vision_defaults);
     return VP_OK;
 }
 

@@ -22,24 +22,6 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
-#define NUM(k, v) { k, 0, v, NULL }
-#define STR(k, v) { k, 1, 0, v }
-/* SiglipTextConfig() / SiglipVisionConfig() in transformers 4.43. */
-static const vp_cfg_default siglip_text_defaults[] = {
-    NUM("vocab_size", 32000), NUM("hidden_size", 768), NUM("intermediate_size", 3072),
-    NUM("num_hidden_layers", 12), NUM("num_attention_heads", 12), NUM("max_position_embeddings", 64),
-    NUM("layer_norm_eps", 1e-6), STR("hidden_act", "gelu_pytorch_tanh"), NUM("attention_dropout", 0.0),
-    NUM("pad_token_id", 1), NUM("bos_token_id", 49406), NUM("eos_token_id", 49407), { NULL, 0, 0, NULL }
-};
-static const vp_cfg_default siglip_vision_defaults[] = {
-    NUM("hidden_size", 768), NUM("intermediate_size", 3072), NUM("num_hidden_layers", 12),
-    NUM("num_attention_heads", 12), NUM("num_channels", 3), NUM("patch_size", 16), NUM("image_size", 224),
-    NUM("attention_dropout", 0.0), NUM("layer_norm_eps", 1e-6), STR("hidden_act", "gelu_pytorch_tanh"),
-    { NULL, 0, 0, NULL }
-};
-#undef NUM
-#undef STR
-
 static const double half3[3] = { 0.5, 0.5, 0.5 };
 
 typedef struct tower {
@@ -171,7 +153,7 @@ static int fill_config(vp_plan *p, const siglip_dims *d)
     rc |= vp_json_set_float(cfg, "initializer_factor", 1.0);
     rc |= vp_json_set_str(cfg, "model_type", "siglip");
     rc |= vp_json_set_str(cfg, "torch_dtype", "float32");
-    cJSON *t = vp_cfg_child(cfg, "text_config"), *v = vp_cfg_child(cfg, "vision_config");
+    cJSON *t = vp_hf_child(cfg, "text_config"), *v = vp_hf_child(cfg, "vision_config");
     if (rc || !t || !v) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     const tower *tw[2] = { &d->t, &d->v };
     cJSON *o[2] = { t, v };
@@ -206,18 +188,18 @@ static int fill_config(vp_plan *p, const siglip_dims *d)
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int readback_tower(vp_plan *p, const char *sub, const vp_cfg_default *defs, const tower *tw, int64_t *heads)
+static int readback_tower(vp_plan *p, const char *sub, const vp_hf_default *defs, const tower *tw, int64_t *heads)
 {
-    int rc = vp_cfg_expect_eq(p, sub, "hidden_size", defs, tw->width);
-    if (!rc) rc = vp_cfg_expect_eq(p, sub, "intermediate_size", defs, tw->mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, sub, "num_hidden_layers", defs, tw->layers);
+    int rc = vp_plan_cfg_expect(p, sub, "hidden_size", defs, tw->width);
+    if (!rc) rc = vp_plan_cfg_expect(p, sub, "intermediate_size", defs, tw->mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, sub, "num_hidden_layers", defs, tw->layers);
     if (rc) return rc;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p->config, sub);
     if (!cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads"))
         return vp_plan_fail(p, VP_ERR_ARG, "%s width %lld: the head count is not known; give it with --model-name "
                             "or --set %s.num_attention_heads=N", sub, (long long)tw->width, sub);
-    if (tw->heads) rc = vp_cfg_expect_eq(p, sub, "num_attention_heads", defs, tw->heads);
-    if (!rc) rc = vp_cfg_get(p, sub, "num_attention_heads", defs, heads);
+    if (tw->heads) rc = vp_plan_cfg_expect(p, sub, "num_attention_heads", defs, tw->heads);
+    if (!rc) rc = vp_plan_cfg_int(p, sub, "num_attention_heads", defs, heads);
     if (!rc && (*heads < 1 || tw->width % *heads))
         return vp_plan_fail(p, VP_ERR_MISMATCH, "%s.num_attention_heads = %lld does not divide the width %lld",
                             sub, (long long)*heads, (long long)tw->width);
@@ -230,13 +212,13 @@ typedef struct siglip_cfg { int64_t v_heads, t_heads, image, proj; } siglip_cfg;
 static int readback(vp_plan *p, const siglip_dims *d, siglip_cfg *c)
 {
     static const char *T = "text_config", *V = "vision_config";
-    int rc = readback_tower(p, T, siglip_text_defaults, &d->t, &c->t_heads);
-    if (!rc) rc = readback_tower(p, V, siglip_vision_defaults, &d->v, &c->v_heads);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", siglip_text_defaults, d->vocab);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", siglip_text_defaults, d->ctx);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", siglip_vision_defaults, d->patch);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", siglip_vision_defaults, d->channels);
-    if (!rc) rc = vp_cfg_get(p, V, "image_size", siglip_vision_defaults, &c->image);
+    int rc = readback_tower(p, T, vp_hf_siglip_text_defaults, &d->t, &c->t_heads);
+    if (!rc) rc = readback_tower(p, V, vp_hf_siglip_vision_defaults, &d->v, &c->v_heads);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "vocab_size", vp_hf_siglip_text_defaults, d->vocab);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "max_position_embeddings", vp_hf_siglip_text_defaults, d->ctx);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "patch_size", vp_hf_siglip_vision_defaults, d->patch);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_channels", vp_hf_siglip_vision_defaults, d->channels);
+    if (!rc) rc = vp_plan_cfg_int(p, V, "image_size", vp_hf_siglip_vision_defaults, &c->image);
     if (rc) return rc;
     if (c->image < 1 || c->image / d->patch != d->grid)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "vision_config.image_size = %lld gives a %lldx%lld patch grid, but "
@@ -246,7 +228,7 @@ static int readback(vp_plan *p, const siglip_dims *d, siglip_cfg *c)
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(p->config, T);
     c->proj = d->t.width;
     if (cJSON_GetObjectItemCaseSensitive(t, "projection_size")) {
-        rc = vp_cfg_expect_eq(p, T, "projection_size", NULL, d->proj);
+        rc = vp_plan_cfg_expect(p, T, "projection_size", NULL, d->proj);
         c->proj = d->proj;
     } else if (d->proj != d->t.width) {
         rc = vp_plan_fail(p, VP_ERR_MISMATCH, "txt/head/kernel projects to %lld, not the text width %lld",
@@ -464,13 +446,13 @@ static int preprocessor(vp_plan *p, int64_t image, int with_tokenizer)
     rc |= vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(half3, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(half3, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "SiglipImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(half3, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(half3, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "SiglipProcessor");
     rc |= vp_json_set_int(o, "resample", 3);
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
-    rc |= vp_json_set(o, "size", vp_cfg_hw(image, image));
+    rc |= vp_json_set(o, "size", vp_hf_hw(image, image));
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
@@ -514,8 +496,8 @@ static int siglip_build(vp_plan *p)
     if (!rc) rc = preprocessor(p, c.image, tok);
     if (!rc && tok) rc = add_spm(p, d.ctx);
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), siglip_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), siglip_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_siglip_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_siglip_vision_defaults);
     return VP_OK;
 }
 

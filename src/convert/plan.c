@@ -400,6 +400,50 @@ void vp_plan_note(vp_plan *p, const char *fmt, ...)
     va_end(ap);
 }
 
+/* --config, then --set, then the head counts. */
+int vp_plan_apply_overrides(vp_plan *p)
+{
+    if (p->overrides_applied) return VP_OK;
+    p->overrides_applied = 1;
+    if (!p->config && !(p->config = cJSON_CreateObject())) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+    const vp_convert_opts *o = p->opts;
+    if (o && o->config_path) {
+        char msg[768];
+        cJSON *cfg = NULL;
+        int rc = vp_hf_load(o->config_path, &cfg, msg, sizeof msg);
+        if (rc) return vp_plan_fail(p, rc, "--config %s", msg);
+        rc = vp_hf_merge(p->config, cfg);
+        cJSON_Delete(cfg);
+        if (rc) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; o && i < o->nsets; i++) {
+        int rc = vp_hf_set(p->config, o->sets[i], p->err, sizeof p->err);
+        if (rc) return rc;
+    }
+    return vp_hf_check_heads(p->config, p->err, sizeof p->err);
+}
+
+int vp_plan_cfg_int(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t *out)
+{
+    int rc = vp_hf_get_int(p->config, sub, key, defs, out, p->err, sizeof p->err);
+    if (rc == VP_ERR_NOTFOUND) {
+        const char *path = sub ? vp_plan_strf(p, "%s.%s", sub, key) : key;
+        return vp_plan_fail(p, VP_ERR_ARG, "config field %s is missing: give it with --set %s=N", path, path);
+    }
+    return rc;
+}
+
+int vp_plan_cfg_expect(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t want)
+{
+    int64_t v;
+    int rc = vp_plan_cfg_int(p, sub, key, defs, &v);
+    if (rc) return rc;
+    if (v != want)
+        return vp_plan_fail(p, VP_ERR_MISMATCH, "config field %s%s%s = %lld, but the tensors give %lld",
+                            sub ? sub : "", sub ? "." : "", key, (long long)v, (long long)want);
+    return VP_OK;
+}
+
 void vp_conv_plan_free(vp_plan *p)
 {
     for (size_t i = 0; i < p->nextra; i++) vp__free(p->extra[i].data);
