@@ -210,6 +210,9 @@ static void test_bpe_refusals(void)
         {"dupmerge.txt", "", "a b\n", "bpe duplicate merge", "second time"},
         /* three tokens on a line */
         {"three.txt", "a b c\n", "t h\n", "bpe line of three", "expected two"},
+        /* a merge that is not UTF-8 (an encoded surrogate, then a lone continuation byte) */
+        {"surrogate.txt", "t \xed\xa0\x80\n", "t h\n", "bpe surrogate", "not valid UTF-8"},
+        {"badutf8.txt", "t \x80\n", "t h\n", "bpe bad UTF-8", "not valid UTF-8"},
     };
     char path[600], text[4096];
     for (size_t k = 0; k < sizeof C / sizeof *C; k++) {

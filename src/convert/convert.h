@@ -118,7 +118,8 @@ typedef struct vp_plan {
     struct vp_extra_file { const char *name; char *data; size_t len; } *extra; size_t nextra;
     const char *family;              /* chosen family name */
     const char *hf_class;            /* architectures[0] */
-    char err[1024];
+    char err[1024];                  /* the message of the last vp_plan_fail ... */
+    int errcode;                     /* ... and its code */
     /* --- added later --- */
     const char *key;                 /* the sub-dictionary converted (--key or chosen), or NULL */
     int overrides_applied;           /* set by vp_plan_apply_overrides */
@@ -205,6 +206,8 @@ int vp_plan_cfg_int(vp_plan *p, const char *sub, const char *key, const vp_hf_de
 int vp_plan_cfg_expect(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t want);
 /* Arena-formatted string owned by the plan. */
 const char *vp_plan_strf(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "[3, 4]": t's shape (plan-owned). */
+const char *vp_plan_shape_str(vp_plan *p, const vp_tensor *t);
 /* An informational line for the user ("using 6 heads from --model-name");
  * printed on stderr unless --quiet. */
 void vp_plan_note(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -100,17 +100,6 @@ const vp_tensor *vp_clip_get(vp_plan *p, long *idx, const char *name)
     return i < 0 ? NULL : vp_plan_tensor(p, i);
 }
 
-const char *vp_clip_shape_str(vp_plan *p, const vp_tensor *t)
-{
-    char buf[8 * 24 + 4];
-    size_t n = 0;
-    buf[n++] = '[';
-    for (int i = 0; i < t->ndim; i++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    snprintf(buf + n, sizeof buf - n, "]");
-    return vp_plan_strf(p, "%s", buf);
-}
-
 int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt)
 {
     int64_t n = 0;
@@ -124,21 +113,12 @@ int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt)
     }
 }
 
-int64_t vp_clip_isqrt(int64_t n)
-{
-    if (n < 0) return -1;
-    int64_t r = (int64_t)sqrt((double)n);   /* exact after the corrections below */
-    while (r > 0 && r > n / r) r--;
-    while ((r + 1) <= n / (r + 1)) r++;
-    return r * r == n ? r : -1;
-}
-
 /* ---- reading the sizes --------------------------------------------------- */
 
 static int shape_fail(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 /* Read an integer scalar buffer (input_resolution, ...); 0 when absent. */
@@ -175,7 +155,7 @@ static int read_vision_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
     t = vp_clip_get(p, NULL, n);
     if (!t || t->ndim != 2 || t->shape[1] != d->v_width || t->shape[0] < 2)
         return shape_fail(p, n, t, vp_plan_strf(p, "[1 + grid*grid, %lld]", (long long)d->v_width));
-    d->v_grid = vp_clip_isqrt(t->shape[0] - 1);
+    d->v_grid = vp__isqrt(t->shape[0] - 1);
     if (d->v_grid < 1)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has %lld positions: not 1 + a square patch grid", n,
                             (long long)t->shape[0]);
@@ -336,10 +316,10 @@ int vp_clip_split_qkv(vp_plan *p, long w, long b, const char *dst_attn, int64_t 
     const vp_tensor *tw = w >= 0 ? vp_plan_tensor(p, w) : NULL, *tb = b >= 0 ? vp_plan_tensor(p, b) : NULL;
     if (tw && (tw->ndim != 2 || tw->shape[0] != 3 * dim || tw->shape[1] != dim))
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected [%lld, %lld] (q, k, v stacked)",
-                            tw->name, vp_clip_shape_str(p, tw), (long long)(3 * dim), (long long)dim);
+                            tw->name, vp_plan_shape_str(p, tw), (long long)(3 * dim), (long long)dim);
     if (tb && (tb->ndim != 1 || tb->shape[0] != 3 * dim))
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected [%lld]", tb->name,
-                            vp_clip_shape_str(p, tb), (long long)(3 * dim));
+                            vp_plan_shape_str(p, tb), (long long)(3 * dim));
     for (int i = 0; i < 3; i++) {
         int rc = vp_plan_rows(p, vp_plan_strf(p, "%s.%s.weight", dst_attn, qkv[i]), w, i * dim, dim, rule);
         if (!rc) rc = vp_plan_rows(p, vp_plan_strf(p, "%s.%s.bias", dst_attn, qkv[i]), b, i * dim, dim, rule);

@@ -27,13 +27,9 @@ void vp_clip_drop_outside(vp_plan *p, const char *prefix);
 
 /* Tensor `name` (already formatted), or NULL; *idx receives its index or -1. */
 const vp_tensor *vp_clip_get(vp_plan *p, long *idx, const char *name);
-/* "[3, 4]" (plan-owned). */
-const char *vp_clip_shape_str(vp_plan *p, const vp_tensor *t);
 /* Consecutive blocks: the count of i = 0, 1, ... for which
  * prefix + printf(fmt, i) exists. */
 int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt);
-/* Square root when n is a perfect square, else -1. */
-int64_t vp_clip_isqrt(int64_t n);
 
 /* ---- the OpenAI CLIP towers --------------------------------------------- */
 typedef struct vp_clip_dims {

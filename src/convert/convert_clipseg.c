@@ -37,7 +37,7 @@ typedef struct seg_dims {
 static int bad(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 static int read_decoder(vp_plan *p, const char *pre, const vp_clip_dims *cd, seg_dims *s)

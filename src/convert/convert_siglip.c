@@ -39,7 +39,7 @@ typedef struct siglip_dims {
 static int bad_shape(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 /* Layers, MLP width and heads of one encoder. */
@@ -76,7 +76,7 @@ static int read_dims(vp_plan *p, const char *pre, siglip_dims *d)
     t = vp_clip_get(p, NULL, n);
     if (!t || t->ndim < 2 || t->shape[t->ndim - 1] != d->v.width)
         return bad_shape(p, n, t, vp_plan_strf(p, "[1, grid*grid, %lld]", (long long)d->v.width));
-    d->grid = vp_clip_isqrt((int64_t)(t->numel / (uint64_t)d->v.width));
+    d->grid = vp__isqrt((int64_t)(t->numel / (uint64_t)d->v.width));
     if (d->grid < 1)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has %llu positions: not a square patch grid", n,
                             (unsigned long long)(t->numel / (uint64_t)d->v.width));
@@ -265,7 +265,7 @@ static int rows_of(vp_plan *p, long src, int64_t width, int64_t shape[2])
     const vp_tensor *t = vp_plan_tensor(p, src);
     if (!t || width < 1 || t->numel % (uint64_t)width)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s (%s) cannot be viewed as rows of %lld",
-                            t ? t->name : "?", t ? vp_clip_shape_str(p, t) : "?", (long long)width);
+                            t ? t->name : "?", t ? vp_plan_shape_str(p, t) : "?", (long long)width);
     shape[0] = (int64_t)(t->numel / (uint64_t)width);
     shape[1] = width;
     return VP_OK;

@@ -72,7 +72,8 @@ int vp_plan_fail(vp_plan *p, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->err, sizeof p->err, fmt, ap);
     va_end(ap);
-    return code ? code : VP_ERR_MISMATCH;
+    p->errcode = code ? code : VP_ERR_MISMATCH;
+    return p->errcode;
 }
 
 static int ix_cmp(const void *a, const void *b)
@@ -387,6 +388,12 @@ const char *vp_plan_strf(vp_plan *p, const char *fmt, ...)
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return s;
+}
+
+const char *vp_plan_shape_str(vp_plan *p, const vp_tensor *t)
+{
+    char buf[VP_SHAPE_STR_LEN];
+    return vp_plan_strf(p, "%s", vp__shape_str(buf, sizeof buf, t->ndim, t->shape));
 }
 
 void vp_plan_note(vp_plan *p, const char *fmt, ...)

@@ -31,6 +31,30 @@ static inline bool vp__add_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__
 #define VP_SHAPE_STR_LEN (VP_MAX_DIMS * 22 + 4)
 const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
 
+/* The exact integer square root of n, or -1 when n is negative or not a
+ * perfect square. */
+int64_t vp__isqrt(int64_t n);
+
+/* ---- text ------------------------------------------------------------------ */
+/* UTF-8 check: the offset of the first byte that does not start a well-formed
+ * sequence, or n. Well-formed as Python's strict decode and Rust's
+ * str::from_utf8 take it (no overlong forms, nothing past U+10FFFF, no
+ * surrogates); surrogates true accepts U+D800..U+DFFF too (Python's
+ * "surrogatepass", which pickle's BINUNICODE uses). NUL bytes are valid. */
+size_t vp__utf8_check(const uint8_t *s, size_t n, bool surrogates);
+/* Does a JSON text hold the escape \u0000 inside a string? cJSON would cut
+ * the string (a key or a value) there, silently changing it. */
+bool vp__json_has_nul_escape(const char *s, size_t n);
+
+/* ---- small files --------------------------------------------------------- */
+/* The whole of the regular file path, at most limit bytes, into *out
+ * (vp__malloc'ed, NUL-terminated; its length in *len). Opened without
+ * blocking and checked with fstat, so a FIFO or a device is refused at once
+ * instead of waiting for a writer. VP_OK, or with "PATH: reason" in err:
+ * VP_ERR_IO (cannot open or read, not a regular file), VP_ERR_LIMIT
+ * (larger than limit: "larger than N bytes"), VP_ERR_NOMEM. */
+int vp__read_file(const char *path, size_t limit, char **out, size_t *len, char *err, size_t errlen);
+
 /* ---- arena: bump allocator with a hard cap ------------------------------ */
 typedef struct vp_arena {
     struct vp_arena_block *head;

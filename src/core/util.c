@@ -1,6 +1,7 @@
 /* Arena, growable buffer, file mapping and error formatting. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -59,6 +60,15 @@ const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
         n += (size_t)snprintf(buf + n, len - n, d ? ", %lld" : "%lld", (long long)shape[d]);
     if (n < len) snprintf(buf + n, len - n, "]");
     return buf;
+}
+
+int64_t vp__isqrt(int64_t n)
+{
+    if (n < 0) return -1;
+    int64_t r = (int64_t)sqrt((double)n);   /* exact after the corrections below */
+    while (r > 0 && r > n / r) r--;
+    while ((r + 1) <= n / (r + 1)) r++;
+    return r * r == n ? r : -1;
 }
 
 /* ---- buffer ------------------------------------------------------------- */

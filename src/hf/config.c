@@ -89,41 +89,19 @@ cJSON *vp_hf_hw(int64_t h, int64_t w)
 }
 
 /* ---- --config and --set --------------------------------------------------- */
-static char *read_small_file(const char *path, size_t limit, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
-    vp_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.n + n > limit) {
-            snprintf(err, errlen, "%s: larger than %zu bytes", path, limit);
-            fclose(f);
-            vp__buf_free(&b);
-            return NULL;
-        }
-        vp__buf_add(&b, chunk, n);
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad || b.oom) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
-        vp__buf_free(&b);
-        return NULL;
-    }
-    if (!b.p) { b.p = vp__malloc(1); if (b.p) b.p[0] = 0; }
-    *len = b.n;
-    return b.p;
-}
-
 int vp_hf_load(const char *path, cJSON **out, char *err, size_t errlen)
 {
     *out = NULL;
     size_t len;
-    char msg[512];
-    char *text = read_small_file(path, MAX_CONFIG_FILE, &len, msg, sizeof msg);
-    if (!text) return fail(err, errlen, VP_ERR_IO, "%s", msg);
+    char *text = NULL;
+    int rc = vp__read_file(path, MAX_CONFIG_FILE, &text, &len, err, errlen);
+    if (rc) return rc;
+    /* cJSON would cut a key or a string at \u0000 ({"a\u0000b": 1} would
+     * set "a"): refuse it rather than write something else */
+    if (vp__json_has_nul_escape(text, len)) {
+        vp__free(text);
+        return fail(err, errlen, VP_ERR_FORMAT, "%s: a key or string holds \\u0000 (a NUL character)", path);
+    }
     cJSON *cfg = vp_json_parse(text, len);
     vp__free(text);
     if (!cfg || !cJSON_IsObject(cfg)) {
@@ -179,6 +157,8 @@ int vp_hf_set(cJSON *cfg, const char *arg, char *err, size_t errlen)
         part = dot + 1;
     }
     const char *val = eq + 1;
+    if (vp__json_has_nul_escape(val, strlen(val)))
+        return fail(err, errlen, VP_ERR_ARG, "--set %.*s: the value holds \\u0000 (a NUL character)", (int)klen, arg);
     cJSON *v = vp_json_parse(val, strlen(val));
     if (!v) v = cJSON_CreateString(val);
     if (vp_json_set(obj, part, v)) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");

@@ -23,71 +23,59 @@
 /* The whole text, inflated when gzipped; NUL-terminated, vp__malloc'ed. */
 static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
 {
-    vp_map m;
-    char merr[256];
-    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) {
-        vp_text_fail(err, errlen, "%s", merr);
-        return NULL;
+    char *raw = NULL;
+    size_t rawlen = 0;
+    if (vp__read_file(path, VP_BPE_MAX_BYTES, &raw, &rawlen, err, errlen) != VP_OK) return NULL;
+    if (!(rawlen >= 2 && (uint8_t)raw[0] == 0x1f && (uint8_t)raw[1] == 0x8b)) {
+        *len = rawlen;
+        return raw;
     }
     char *out = NULL;
-    if (m.size >= 2 && m.base[0] == 0x1f && m.base[1] == 0x8b) {
-        z_stream z;
-        memset(&z, 0, sizeof z);
-        if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-            vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
-            goto done;
-        }
-        size_t cap = 1 << 20, n = 0;
-        out = vp__malloc(cap + 1);
-        int rc = Z_OK;
-        z.next_in = (Bytef *)m.base;
-        while (out && rc != Z_STREAM_END) {
-            if (n == cap) {
-                if (cap >= VP_BPE_MAX_BYTES) {
-                    vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
-                                 VP_BPE_MAX_BYTES >> 20);
-                    vp__free(out);
-                    out = NULL;
-                    break;
-                }
-                cap *= 2;
-                char *grown = vp__realloc(out, cap + 1);
-                if (!grown) { vp__free(out); out = NULL; break; }
-                out = grown;
-            }
-            uint64_t left = m.size - (uint64_t)((const uint8_t *)z.next_in - m.base);
-            z.avail_in = left > UINT32_MAX ? UINT32_MAX : (uInt)left;
-            z.next_out = (Bytef *)out + n;
-            z.avail_out = (uInt)(cap - n);
-            rc = inflate(&z, Z_NO_FLUSH);
-            n = cap - z.avail_out;
-            if (rc != Z_OK && rc != Z_STREAM_END) {
-                vp_text_fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
-                vp__free(out);
-                out = NULL;
-            } else if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
-                vp_text_fail(err, errlen, "%s: truncated gzip data", path);
-                vp__free(out);
-                out = NULL;
-            }
-        }
-        inflateEnd(&z);
-        if (out) { out[n] = 0; *len = n; }
-        else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
-    } else {
-        if (m.size > VP_BPE_MAX_BYTES) {
-            vp_text_fail(err, errlen, "%s: %llu bytes, too large for a BPE merges file", path,
-                         (unsigned long long)m.size);
-            goto done;
-        }
-        out = vp__malloc((size_t)m.size + 1);
-        if (!out) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
-        if (m.size) memcpy(out, m.base, (size_t)m.size);
-        out[m.size] = 0;
-        *len = (size_t)m.size;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
+        vp__free(raw);
+        return NULL;
     }
-done:
-    vp__map_close(&m);
+    size_t cap = 1 << 20, n = 0;
+    out = vp__malloc(cap + 1);
+    int rc = Z_OK;
+    z.next_in = (Bytef *)raw;
+    while (out && rc != Z_STREAM_END) {
+        if (n == cap) {
+            if (cap >= VP_BPE_MAX_BYTES) {
+                vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
+                             VP_BPE_MAX_BYTES >> 20);
+                vp__free(out);
+                out = NULL;
+                break;
+            }
+            cap *= 2;
+            char *grown = vp__realloc(out, cap + 1);
+            if (!grown) { vp__free(out); out = NULL; break; }
+            out = grown;
+        }
+        size_t left = rawlen - (size_t)((const char *)z.next_in - raw);
+        z.avail_in = left > UINT32_MAX ? UINT32_MAX : (uInt)left;
+        z.next_out = (Bytef *)out + n;
+        z.avail_out = (uInt)(cap - n);
+        rc = inflate(&z, Z_NO_FLUSH);
+        n = cap - z.avail_out;
+        if (rc != Z_OK && rc != Z_STREAM_END) {
+            vp_text_fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
+            vp__free(out);
+            out = NULL;
+        } else if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+            vp_text_fail(err, errlen, "%s: truncated gzip data", path);
+            vp__free(out);
+            out = NULL;
+        }
+    }
+    inflateEnd(&z);
+    vp__free(raw);
+    if (out) { out[n] = 0; *len = n; }
+    else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
     return out;
 }
 
@@ -239,7 +227,7 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
         char *nl = memchr(q, '\n', (size_t)(end - q));
         char *le = nl ? nl : end;
         /* tokens are cut out as C strings: a NUL would end one early */
-        if (!vp_text_utf8_ok((const uint8_t *)q, (size_t)(le - q)) || memchr(q, 0, (size_t)(le - q)))
+        if (vp__utf8_check((const uint8_t *)q, (size_t)(le - q), false) != (size_t)(le - q) || memchr(q, 0, (size_t)(le - q)))
             return vp_text_fail(err, errlen, "%s: merge line %zu is not valid UTF-8", path, i + 2);
         char *parts[3] = { 0 };
         int np = 0;

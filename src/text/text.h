@@ -10,8 +10,8 @@
  * structural check of the protobuf) and the tokenizer_config.json /
  * special_tokens_map.json that SiglipTokenizer (4.x) saves.
  *
- * text_common.c: what both share (JSON strings, AddedToken entries, UTF-8
- * checks, error text).
+ * text_common.c: what both share (JSON strings, AddedToken entries, error
+ * text). UTF-8 is checked with vp__utf8_check (src/core).
  */
 #ifndef VP_TEXT_H
 #define VP_TEXT_H
@@ -59,10 +59,6 @@ struct vp_buf;
 
 /* Format into err (one line) and return -1. */
 int vp_text_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Well-formed UTF-8 as Python's strict decode requires: no overlong forms,
- * nothing past U+10FFFF, no surrogates. NUL bytes are valid UTF-8. */
-int vp_text_utf8_ok(const uint8_t *s, size_t n);
 
 /* Hand b's contents to f as the file `name` and clear b; 0, or -1 (b freed)
  * when b ran out of memory. */
