@@ -7,9 +7,12 @@
  * from the builder. Run under -DVP_SANITIZE=ON as well: several cases were
  * integer overflows that only UBSan sees. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -369,6 +372,117 @@ static void name_with_newline(void)
     unlink(path);
 }
 
+/* Issue 9.5: --set num_labels=100000000 on a 5-class model wrote num_labels
+ * beside a 5-entry id2label (transformers refuses to load that); checked
+ * against the head now, from --set and from --config alike. */
+static void num_labels_contradiction(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 5);
+    vp_convert_opts o = opts();
+    const char *sets[] = {"num_labels=100000000"};
+    o.sets = sets;
+    o.nsets = 1;
+    expect_fail("--set num_labels=100000000, 5 classes", &t, &o, "num_labels=100000000 contradicts id2label", 20);
+    const char *neg[] = {"num_labels=-1"};
+    o.sets = neg;
+    expect_fail("--set num_labels=-1", &t, &o, "num_labels must be a non-negative integer", 20);
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/labels7.json", g_dir);
+    FILE *f = fopen(cfg, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"num_labels\": 7}", f);
+    fclose(f);
+    o = opts();
+    o.config_path = cfg;
+    expect_fail("--config num_labels 7, 5 classes", &t, &o, "num_labels=7 contradicts id2label", 20);
+    unlink(cfg);
+    /* the head's own count is accepted */
+    const char *same[] = {"num_labels=5"};
+    o = opts();
+    o.sets = same;
+    o.nsets = 1;
+    const char *src = write_st("vit5.safetensors", &t);
+    result r = convert(src, &o);
+    CHECKF(r.rc == VP_OK, "--set num_labels=5 on 5 classes: %s", r.err);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    unlink(src);
+}
+
+/* Issue 9.5: a --config key holding \u0000 became "a" (cJSON cuts the
+ * string there); refused, and so is such a --set value. */
+static void config_nul_key(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/nul.json", g_dir);
+    FILE *f = fopen(cfg, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"a\\u0000b\": 1}", f);
+    fclose(f);
+    vp_convert_opts o = opts();
+    o.config_path = cfg;
+    expect_fail("--config {\"a\\u0000b\": 1}", &t, &o, "holds \\u0000", 20);
+    unlink(cfg);
+    o = opts();
+    const char *sets[] = {"label=\"x\\u0000y\""};
+    o.sets = sets;
+    o.nsets = 1;
+    expect_fail("--set label=\"x\\u0000y\"", &t, &o, "holds \\u0000", 20);
+}
+
+/* Issue 9.1: a FIFO given as --config, --labels, --bpe-vocab or --spm
+ * blocked in open() until a writer came (forever; SIGTERM did not help).
+ * Each is refused at once now. The conversion runs in a child so that the
+ * old behaviour fails this test instead of hanging it. */
+static void fifo_option(const char *what, const table *t, int which)
+{
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo", g_dir);
+    unlink(fifo);
+    if (mkfifo(fifo, 0600)) { CHECKF(0, "%s: mkfifo: %s", what, strerror(errno)); return; }
+    const char *src = write_st("fifo.safetensors", t);
+    vp_convert_opts o = opts();
+    if (which == 0) o.config_path = fifo;
+    else if (which == 1) o.labels = fifo;
+    else if (which == 2) o.bpe_vocab = fifo;
+    else o.spm = fifo;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        result r = convert(src, &o);
+        _exit(r.rc == VP_OK ? 0 : strstr(r.err, "not a regular file") ? 3 : 1);
+    }
+    int st = 0, done = 0;
+    for (int i = 0; i < 200 && !done; i++) {   /* 10 s */
+        if (waitpid(pid, &st, WNOHANG) == pid) done = 1;
+        else { struct timespec ts = {0, 50000000}; nanosleep(&ts, NULL); }
+    }
+    if (!done) { kill(pid, SIGKILL); waitpid(pid, &st, 0); }
+    CHECKF(done, "%s: still blocked after 10 s", what);
+    CHECKF(done && WIFEXITED(st) && WEXITSTATUS(st) == 3, "%s: not refused as 'not a regular file' (status %d)", what, st);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    unlink(src);
+    unlink(fifo);
+}
+
+static void fifo_options(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    fifo_option("--config FIFO", &t, 0);
+    fifo_option("--labels FIFO", &t, 1);
+    clip_sizes(&t, 64, "");
+    fifo_option("--bpe-vocab FIFO", &t, 2);
+    siglip_sizes(&t, 64);
+    fifo_option("--spm FIFO", &t, 3);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/vp_test_robust_XXXXXX");
@@ -383,6 +497,9 @@ int main(void)
     extract_layers_huge();
     subconfig_not_object();
     name_with_newline();
+    num_labels_contradiction();
+    config_nul_key();
+    fifo_options();
 
     nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();

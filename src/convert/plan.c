@@ -407,7 +407,7 @@ void vp_plan_note(vp_plan *p, const char *fmt, ...)
     va_end(ap);
 }
 
-/* --config, then --set, then the head counts. */
+/* --config, then --set, then the head counts and num_labels. */
 int vp_plan_apply_overrides(vp_plan *p)
 {
     if (p->overrides_applied) return VP_OK;
@@ -427,7 +427,9 @@ int vp_plan_apply_overrides(vp_plan *p)
         int rc = vp_hf_set(p->config, o->sets[i], p->err, sizeof p->err);
         if (rc) return rc;
     }
-    return vp_hf_check_heads(p->config, p->err, sizeof p->err);
+    int rc = vp_hf_check_heads(p->config, p->err, sizeof p->err);
+    if (!rc) rc = vp_hf_check_labels(p->config, p->err, sizeof p->err);
+    return rc;
 }
 
 int vp_plan_cfg_int(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t *out)

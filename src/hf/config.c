@@ -196,3 +196,16 @@ int vp_hf_check_heads(const cJSON *cfg, char *err, size_t errlen)
 {
     return check_heads(cfg, "", err, errlen);
 }
+
+int vp_hf_check_labels(const cJSON *cfg, char *err, size_t errlen)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(cfg, "num_labels")) return VP_OK;
+    int64_t n;
+    if (!vp_json_get_int(cfg, "num_labels", &n) || n < 0)
+        return fail(err, errlen, VP_ERR_ARG, "num_labels must be a non-negative integer");
+    const cJSON *id2 = cJSON_GetObjectItemCaseSensitive(cfg, "id2label");
+    if (cJSON_IsObject(id2) && cJSON_GetArraySize(id2) != n)
+        return fail(err, errlen, VP_ERR_MISMATCH, "num_labels=%lld contradicts id2label, which has %d entries (the classifier's classes)",
+                    (long long)n, cJSON_GetArraySize(id2));
+    return VP_OK;
+}

@@ -57,5 +57,8 @@ int vp_hf_merge(cJSON *dst, const cJSON *src);
 int vp_hf_set(cJSON *cfg, const char *arg, char *err, size_t errlen);
 /* Head counts must be positive integers dividing their width, wherever they sit. */
 int vp_hf_check_heads(const cJSON *cfg, char *err, size_t errlen);
+/* num_labels, when present, must be a non-negative integer equal to the
+ * size of id2label (as PretrainedConfig requires when loading). */
+int vp_hf_check_labels(const cJSON *cfg, char *err, size_t errlen);
 
 #endif
