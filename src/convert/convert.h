@@ -78,6 +78,12 @@ typedef struct vp_expect {
     int64_t shape[VP_MAX_DIMS];
 } vp_expect;
 
+/* The tensor table a family's detect() scores: names, dtypes and shapes of
+ * a source (or of one sub-dictionary), no data. */
+typedef struct vp_table { const vp_tensor *t; size_t n; } vp_table;
+/* Index of name in the table (the first in table order), or -1. */
+long vp_table_find(const vp_table *tb, const char *name);
+
 enum { VP_SRC_UNUSED = 0, VP_SRC_USED = 1, VP_SRC_DROPPED = 2 };
 
 typedef struct vp_convert_opts {
@@ -104,6 +110,7 @@ typedef struct vp_convert_opts {
 
 typedef struct vp_plan {
     vp_source *src;
+    vp_table table;                  /* src's tensor table */
     const vp_convert_opts *opts;
     vp_arena arena;                  /* names and strings of the plan */
     vp_out *outs; size_t nouts, capouts;
@@ -133,8 +140,13 @@ typedef struct vp_plan {
 typedef struct vp_family {
     const char *name;                /* "vit", "deit", "dino", "clip", "siglip", "clipseg" */
     const char *summary;             /* one line for --help */
-    /* 0 = not this family; higher = more confident. */
-    int (*detect)(const vp_source *src);
+    /* 0 = not this family; higher = more confident. The scale, shared by
+     * every family: 1-10 a generic timm ViT layout (vit 3-10, deit 2, dino 2),
+     * 20-30 a layout that names its variant (deit 20 with dist_token, dino 25
+     * under backbone., 30 with its projection head), 60-90 a layout only
+     * one family has (clip 60, siglip 80, clipseg 90: CLIPSeg holds a CLIP).
+     * --model-name's prefix settles among the families scoring > 0. */
+    int (*detect)(const vp_table *tb);
     /* Fill the plan (outs, expect, config, preprocessor, extras, state).
      * Return VP_OK or an error code with p->err set. */
     int (*build)(vp_plan *p);
@@ -218,7 +230,7 @@ void vp_plan_note(vp_plan *p, const char *fmt, ...) __attribute__((format(printf
  * DINO training checkpoints). `dino` only changes how messages name it. */
 int vp_vit_build(vp_plan *p, const char *pre, int dino);
 /* Score for a timm-layout ViT under prefix pre (0 = not one). */
-int vp_vit_detect_prefix(const vp_source *src, const char *pre);
+int vp_vit_detect_prefix(const vp_table *tb, const char *pre);
 
 /* ---- the converter ------------------------------------------------------ */
 /* Pick the family (opts->family or detection), build, check, write OUT_DIR

@@ -51,11 +51,11 @@ static int wrapper_prefix(const char *name, size_t n)
     return 1;
 }
 
-size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *prefix_len)
+size_t vp_clip_count_suffix(const vp_table *tb, const char *suffix, size_t *prefix_len)
 {
-    size_t count = 0, sl = strlen(suffix), n = vp_source_count(src);
+    size_t count = 0, sl = strlen(suffix), n = tb->n;
     for (size_t i = 0; i < n; i++) {
-        const char *name = vp_source_tensor(src, i)->name;
+        const char *name = tb->t[i].name;
         size_t nl = strlen(name);
         if (nl < sl || strcmp(name + nl - sl, suffix) || !wrapper_prefix(name, nl - sl)) continue;
         if (!count && prefix_len) *prefix_len = nl - sl;
@@ -66,7 +66,7 @@ size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *pr
 
 const char *vp_clip_find_prefix(vp_plan *p, const char *suffix)
 {
-    size_t len = 0, n = vp_clip_count_suffix(p->src, suffix, &len);
+    size_t len = 0, n = vp_clip_count_suffix(&p->table, suffix, &len);
     if (n == 1) {
         for (size_t i = 0; i < vp_source_count(p->src); i++) {
             const char *name = vp_source_tensor(p->src, i)->name;
@@ -478,11 +478,11 @@ int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processo
 
 /* ---- the CLIP family ----------------------------------------------------- */
 
-static int clip_detect(const vp_source *src)
+static int clip_detect(const vp_table *tb)
 {
-    size_t n = vp_clip_count_suffix(src, "visual.conv1.weight", NULL);
-    if (!n) n = vp_clip_count_suffix(src, "visual.attnpool.c_proj.weight", NULL);   /* ResNet: refused in build */
-    if (!n || !vp_clip_count_suffix(src, "token_embedding.weight", NULL)) return 0;
+    size_t n = vp_clip_count_suffix(tb, "visual.conv1.weight", NULL);
+    if (!n) n = vp_clip_count_suffix(tb, "visual.attnpool.c_proj.weight", NULL);   /* ResNet: refused in build */
+    if (!n || !vp_clip_count_suffix(tb, "token_embedding.weight", NULL)) return 0;
     return 60;
 }
 
@@ -514,10 +514,10 @@ static int clip_build(vp_plan *p)
 {
     /* A ResNet tower has no class embedding: locate it by its pooling head
      * so that read_dims refuses it by name rather than "not found". */
-    const char *anchor = vp_clip_count_suffix(p->src, "visual.class_embedding", NULL) ? "visual.class_embedding"
+    const char *anchor = vp_clip_count_suffix(&p->table, "visual.class_embedding", NULL) ? "visual.class_embedding"
                                                                                       : "visual.attnpool.c_proj.weight";
     const char *pre = vp_clip_find_prefix(p, anchor);
-    if (!pre) return vp_clip_count_suffix(p->src, anchor, NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, anchor, NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     vp_clip_dims d, c;
     int rc = vp_clip_read_dims(p, pre, &d);
     if (rc) return rc;

@@ -17,7 +17,7 @@
  * container keys ("state_dict/", "model_state_dict/": ending in '/')
  * followed by any number of "module." (DataParallel). Returns how many
  * match; *prefix_len receives the first one's prefix length. */
-size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *prefix_len);
+size_t vp_clip_count_suffix(const vp_table *tb, const char *suffix, size_t *prefix_len);
 /* The prefix of the one such tensor (plan-owned string), or NULL when none
  * or several match (p->err set to say which). */
 const char *vp_clip_find_prefix(vp_plan *p, const char *suffix);

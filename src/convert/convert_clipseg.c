@@ -251,10 +251,10 @@ static int preprocessor(vp_plan *p, int with_tokenizer)
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int clipseg_detect(const vp_source *src)
+static int clipseg_detect(const vp_table *tb)
 {
     size_t len = 0;
-    if (!vp_clip_count_suffix(src, "film_mul.weight", &len)) return 0;
+    if (!vp_clip_count_suffix(tb, "film_mul.weight", &len)) return 0;
     /* With or without CLIP's weights: build() says what is missing. */
     return 90;
 }
@@ -262,7 +262,7 @@ static int clipseg_detect(const vp_source *src)
 static int clipseg_build(vp_plan *p)
 {
     const char *pre = vp_clip_find_prefix(p, "film_mul.weight");
-    if (!pre) return vp_clip_count_suffix(p->src, "film_mul.weight", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, "film_mul.weight", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     const char *clip = vp_plan_strf(p, "%sclip_model.", pre);
     if (vp_plan_src(p, "%svisual.class_embedding", clip) < 0 && vp_plan_src(p, "%svisual.attnpool.c_proj.weight", clip) < 0)
         return vp_plan_fail(p, VP_ERR_UNSUPPORTED, "this CLIPSeg checkpoint holds only the decoder (no %svisual.*: the "

@@ -468,16 +468,16 @@ static int add_spm(vp_plan *p, int64_t ctx)
     return rc;
 }
 
-static int siglip_detect(const vp_source *src)
+static int siglip_detect(const vp_table *tb)
 {
-    if (!vp_clip_count_suffix(src, "img/embedding/kernel", NULL)) return 0;
-    return vp_clip_count_suffix(src, "txt/Embed_0/embedding", NULL) ? 80 : 0;
+    if (!vp_clip_count_suffix(tb, "img/embedding/kernel", NULL)) return 0;
+    return vp_clip_count_suffix(tb, "txt/Embed_0/embedding", NULL) ? 80 : 0;
 }
 
 static int siglip_build(vp_plan *p)
 {
     const char *pre = vp_clip_find_prefix(p, "img/embedding/kernel");
-    if (!pre) return vp_clip_count_suffix(p->src, "img/embedding/kernel", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, "img/embedding/kernel", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     siglip_dims d;
     siglip_cfg c;
     int rc = read_dims(p, pre, &d);

@@ -27,39 +27,39 @@ typedef struct vit_dims {
 } vit_dims;
 
 /* ---- name lookups -------------------------------------------------------- */
-static long find_pre(const vp_source *src, const char *pre, const char *name)
+static long find_pre(const vp_table *tb, const char *pre, const char *name)
 {
     char buf[VP_MAX_NAME + 1];
     if (snprintf(buf, sizeof buf, "%s%s", pre, name) >= (int)sizeof buf) return -1;
-    return vp_source_find(src, buf);
+    return vp_table_find(tb, buf);
 }
 
 /* The same through the plan's sorted index (builders). */
 static long pfind(vp_plan *p, const char *pre, const char *name) { return vp_plan_src(p, "%s%s", pre, name); }
 
 /* First tensor whose name starts with pre+start, or NULL. */
-static const char *first_with(const vp_source *src, const char *pre, const char *start)
+static const char *first_with(const vp_table *tb, const char *pre, const char *start)
 {
     size_t pl = strlen(pre), sl = strlen(start);
-    for (size_t i = 0; i < vp_source_count(src); i++) {
-        const char *nm = vp_source_tensor(src, i)->name;
+    for (size_t i = 0; i < tb->n; i++) {
+        const char *nm = tb->t[i].name;
         if (!strncmp(nm, pre, pl) && !strncmp(nm + pl, start, sl)) return nm;
     }
     return NULL;
 }
 
-int vp_vit_detect_prefix(const vp_source *src, const char *pre)
+int vp_vit_detect_prefix(const vp_table *tb, const char *pre)
 {
-    bool blocks = find_pre(src, pre, "blocks.0.norm1.weight") >= 0 || find_pre(src, pre, "blocks.0.attn.qkv.weight") >= 0;
+    bool blocks = find_pre(tb, pre, "blocks.0.norm1.weight") >= 0 || find_pre(tb, pre, "blocks.0.attn.qkv.weight") >= 0;
     if (!blocks) return 0;
-    if (find_pre(src, pre, "patch_embed.proj.weight") >= 0) {
+    if (find_pre(tb, pre, "patch_embed.proj.weight") >= 0) {
         int s = 8;
-        if (find_pre(src, pre, "cls_token") >= 0) s++;
-        if (find_pre(src, pre, "pos_embed") >= 0) s++;
+        if (find_pre(tb, pre, "cls_token") >= 0) s++;
+        if (find_pre(tb, pre, "pos_embed") >= 0) s++;
         return s;
     }
     /* a hybrid patch embedding still is a timm ViT (refused by build) */
-    return first_with(src, pre, "patch_embed.backbone.") ? 5 : 0;
+    return first_with(tb, pre, "patch_embed.backbone.") ? 5 : 0;
 }
 
 /* ---- refusals ------------------------------------------------------------ */
@@ -89,7 +89,7 @@ static int check_refusals(vp_plan *p, const char *pre, bool dino)
         {"pre_logits.", "it has a pre-logits representation layer"},
         {"head.fc.", "its head is not a single linear layer"},
     };
-    const vp_source *src = p->src;
+    const vp_table *src = &p->table;
     /* fc_norm first, as the seed */
     const char *f = first_with(src, pre, R[0].start);
     if (f) return refuse(p, dino, f, R[0].why);
@@ -637,40 +637,40 @@ int vp_vit_build(vp_plan *p, const char *pre, int dino)
 
 /* ---- the families -------------------------------------------------------- */
 /* "" or, for a model trained under DistributedDataParallel, "module.". */
-static const char *timm_prefix(const vp_source *src, int *score)
+static const char *timm_prefix(const vp_table *tb, int *score)
 {
-    if ((*score = vp_vit_detect_prefix(src, ""))) return "";
-    if ((*score = vp_vit_detect_prefix(src, "module."))) { (*score)--; return "module."; }
+    if ((*score = vp_vit_detect_prefix(tb, ""))) return "";
+    if ((*score = vp_vit_detect_prefix(tb, "module."))) { (*score)--; return "module."; }
     return NULL;
 }
 
-static bool has_pre(const vp_source *src, const char *pre, const char *name)
+static bool has_pre(const vp_table *tb, const char *pre, const char *name)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "%s%s", pre, name);
-    return vp_source_find(src, buf) >= 0;
+    return vp_table_find(tb, buf) >= 0;
 }
 
-static int detect_vit(const vp_source *src)
+static int detect_vit(const vp_table *tb)
 {
     int s;
-    const char *pre = timm_prefix(src, &s);
-    if (pre && has_pre(src, pre, "dist_token")) return 3;   /* DeiT's */
+    const char *pre = timm_prefix(tb, &s);
+    if (pre && has_pre(tb, pre, "dist_token")) return 3;   /* DeiT's */
     return s;
 }
 
-static int detect_deit(const vp_source *src)
+static int detect_deit(const vp_table *tb)
 {
     int s;
-    const char *pre = timm_prefix(src, &s);
+    const char *pre = timm_prefix(tb, &s);
     if (!pre) return 0;
-    return has_pre(src, pre, "dist_token") ? 20 : 2;      /* plain ones by --model-name deit_* */
+    return has_pre(tb, pre, "dist_token") ? 20 : 2;      /* plain ones by --model-name deit_* */
 }
 
 static int build_vit(vp_plan *p)
 {
     int s;
-    const char *pre = timm_prefix(p->src, &s);
+    const char *pre = timm_prefix(&p->table, &s);
     if (!pre) return vp_plan_fail(p, VP_ERR_FORMAT, "no timm ViT (blocks.N with a patch embedding) found");
     if (*pre) vp_plan_note(p, "weights under '%s' (DistributedDataParallel)", pre);
     return vp_vit_build(p, pre, 0);

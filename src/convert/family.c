@@ -47,14 +47,14 @@ static size_t name_prefix_match(const vp_family *f, const char *model_name)
 
 /* The best family for src among `only` (or all): by --model-name prefix among
  * the families that recognise the tensors, else by score. */
-static const vp_family *pick_family(const vp_source *src, const vp_family *only, const char *model_name, int *score_out)
+static const vp_family *pick_family(const vp_table *tb, const vp_family *only, const char *model_name, int *score_out)
 {
     const vp_family *best = NULL, *named = NULL;
     int bs = 0, ns = 0;
     size_t nlen = 0;
     for (const vp_family *const *f = vp_families; *f; f++) {
         if (only && *f != only) continue;
-        int s = (*f)->detect ? (*f)->detect(src) : 0;
+        int s = (*f)->detect ? (*f)->detect(tb) : 0;
         if (s <= 0) continue;
         if (s > bs) { bs = s; best = *f; }
         size_t m = name_prefix_match(*f, model_name);
@@ -82,9 +82,8 @@ static bool same_prefix(const span *x, const span *y) { return x->len == y->len 
 typedef struct candidate { char *key; size_t ntensors; const vp_family *fam; int score; } candidate;
 
 /* Sub-dictionaries that hold tensors directly (the part of a name before
- * its last '/'), each scored by the families on a view narrowed to it: a
- * shallow copy of the source whose table is that group (detect() only
- * reads the tensor table). Sorting makes it O(n log n). */
+ * its last '/'), each scored by the families on that group's table, names
+ * relative to it. Sorting makes it O(n log n). */
 static int find_candidates(vp_source *src, const vp_family *only, const char *model_name,
                            candidate **out, size_t *nout, size_t *nall_out)
 {
@@ -109,12 +108,9 @@ static int find_candidates(vp_source *src, const vp_family *only, const char *mo
                 view[k - i] = *vp_source_tensor(src, sp[k].idx);
                 view[k - i].name += sp[k].len + 1;
             }
-            vp_source shallow = *src;
-            shallow.view = view;
-            shallow.nview = j - i;
-            shallow.view_index = NULL;
+            vp_table group = {view, j - i};
             int score = 0;
-            const vp_family *f = pick_family(&shallow, only, model_name, &score);
+            const vp_family *f = pick_family(&group, only, model_name, &score);
             if (f) {
                 if (vp_conv_grow((void **)&c, &cap, nc + 1, sizeof *c)) { rc = VP_ERR_NOMEM; break; }
                 c[nc].key = vp__strndup(sp[i].name, sp[i].len);
@@ -174,7 +170,9 @@ int vp_conv_choose(vp_source **srcp, const char *path, const char *key, const vp
         }
     }
     int score = 0;
-    const vp_family *f = pick_family(*srcp, only, o->model_name, &score);
+    vp_table all;
+    all.t = vp_source_tensors(*srcp, &all.n);
+    const vp_family *f = pick_family(&all, only, o->model_name, &score);
     if (f) { *famp = f; return VP_OK; }
     if (!nested(*srcp)) {
         char names[512];
@@ -237,7 +235,9 @@ int vp_conv_choose(vp_source **srcp, const char *path, const char *key, const vp
     }
     vp_source_close(*srcp);
     *srcp = narrowed;
-    *famp = f = pick_family(narrowed, only, o->model_name, &score);
+    vp_table sub;
+    sub.t = vp_source_tensors(narrowed, &sub.n);
+    *famp = f = pick_family(&sub, only, o->model_name, &score);
     *keyp = full;
     if (!f) { snprintf(err, errlen, "sub-dictionary '%s' holds no model vitport recognises", full); return VP_ERR_UNSUPPORTED; }
     return VP_OK;

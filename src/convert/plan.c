@@ -58,6 +58,13 @@ double vp_conv_now(void)
 
 bool vp_conv_cancelled(const vp_convert_opts *o) { return o && o->cancel && atomic_load(o->cancel); }
 
+long vp_table_find(const vp_table *tb, const char *name)
+{
+    for (size_t i = 0; tb && name && i < tb->n; i++)
+        if (!strcmp(tb->t[i].name, name)) return (long)i;
+    return -1;
+}
+
 int vp_conv_named_cmp(const void *a, const void *b)
 {
     return strcmp(((const vp_conv_named *)a)->name, ((const vp_conv_named *)b)->name);
@@ -474,6 +481,7 @@ int vp_conv_plan_init(vp_plan *p, vp_source *src, const vp_family *fam, const ch
 {
     size_t ns = vp_source_count(src);
     p->src = src;
+    p->table.t = vp_source_tensors(src, &p->table.n);
     p->family = fam->name;
     p->key = key;
     vp__arena_init(&p->arena, PLAN_ARENA_CAP);

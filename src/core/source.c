@@ -256,6 +256,11 @@ const char *vp_source_errmsg(const vp_source *src) { return src ? src->errmsg : 
 const char *vp_source_format(const vp_source *src) { return src && src->format ? src->format : ""; }
 size_t vp_source_count(const vp_source *src) { return src ? src->nview : 0; }
 const vp_tensor *vp_source_tensor(const vp_source *src, size_t i) { return src && i < src->nview ? &src->view[i] : NULL; }
+const vp_tensor *vp_source_tensors(const vp_source *src, size_t *count)
+{
+    if (count) *count = src ? src->nview : 0;
+    return src ? src->view : NULL;
+}
 const vp_value *vp_source_root(const vp_source *src) { return src ? src->root : NULL; }
 int vp_source_fd(const vp_source *src) { return src ? src->map.fd : -1; }
 
