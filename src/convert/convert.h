@@ -138,7 +138,7 @@ typedef struct vp_plan {
 } vp_plan;
 
 typedef struct vp_family {
-    const char *name;                /* "vit", "deit", "dino", "clip", "siglip", "clipseg" */
+    const char *name;                /* as listed in VP_FAMILIES */
     const char *summary;             /* one line for --help */
     /* 0 = not this family; higher = more confident. The scale, shared by
      * every family: 1-10 a generic timm ViT layout (vit 3-10, deit 2, dino 2),
@@ -161,9 +161,14 @@ typedef struct vp_family {
     const char *const *name_prefixes;
 } vp_family;
 
-/* The family objects, one per convert_*.c, each defining exactly one. */
-extern const vp_family vp_family_vit, vp_family_deit, vp_family_dino;
-extern const vp_family vp_family_clip, vp_family_siglip, vp_family_clipseg;
+/* The families, listed once, in the order detection tries them: each name
+ * N is a `const vp_family vp_family_N` defined in a convert_*.c (vit and
+ * deit in convert_vit.c, the others in convert_N.c) with .name = "N". */
+#define VP_FAMILIES(X) X(vit) X(deit) X(dino) X(clip) X(siglip) X(clipseg)
+
+#define VP_FAMILY_DECLARE(name) extern const vp_family vp_family_##name;
+VP_FAMILIES(VP_FAMILY_DECLARE)
+#undef VP_FAMILY_DECLARE
 
 /* The families, NULL-terminated (family.c). */
 extern const vp_family *const vp_families[];

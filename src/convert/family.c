@@ -11,16 +11,11 @@
 #include "convert/converter.h"
 
 /* ------------------------------------------------------------------------ */
-/* The family table                                                          */
+/* The family table (from VP_FAMILIES, convert.h)                            */
 /* ------------------------------------------------------------------------ */
-const vp_family *const vp_families[] = {
-    &vp_family_vit, &vp_family_deit, &vp_family_dino,
-    &vp_family_clip, &vp_family_siglip, &vp_family_clipseg,
-    NULL
-};
-
-/* Every family name the command accepts, linked in or not (for messages). */
-static const char *const KNOWN_FAMILIES[] = {"vit", "deit", "dino", "clip", "siglip", "clipseg", NULL};
+#define VP_FAMILY_PTR(name) &vp_family_##name,
+const vp_family *const vp_families[] = { VP_FAMILIES(VP_FAMILY_PTR) NULL };
+#undef VP_FAMILY_PTR
 
 /* ------------------------------------------------------------------------ */
 /* Choosing the family (and the sub-dictionary)                              */
@@ -162,10 +157,11 @@ int vp_conv_choose(vp_source **srcp, const char *path, const char *key, const vp
     if (o->family && *o->family && strcmp(o->family, "auto")) {
         only = family_by_name(o->family);
         if (!only) {
-            bool known = false;
-            for (const char *const *k = KNOWN_FAMILIES; *k; k++) known |= !strcmp(*k, o->family);
-            snprintf(err, errlen, known ? "family '%s' is not available in this build"
-                                        : "unknown family '%s' (vit, deit, dino, clip, siglip, clipseg or auto)", o->family);
+            vp_buf names = {0};
+            for (const vp_family *const *f = vp_families; *f; f++) vp__buf_printf(&names, "%s, ", (*f)->name);
+            if (names.n >= 2) names.p[names.n - 2] = 0;
+            snprintf(err, errlen, "unknown family '%s' (%s or auto)", o->family, names.p ? names.p : "");
+            vp__buf_free(&names);
             return VP_ERR_ARG;
         }
     }
