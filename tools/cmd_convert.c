@@ -6,13 +6,14 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert/convert.h"
+#include "vitport/vitport.h"
 #include "cli.h"
 
 #ifndef VP_DATADIR
@@ -34,8 +35,9 @@ static void help(FILE *f)
             "\n"
             "options:\n"
             "  --family F          auto (default: recognised from the tensor names) or one of:\n");
-    for (const vp_family *const *fam = vp_families; *fam; fam++)
-        fprintf(f, "                        %-8s %s\n", (*fam)->name, (*fam)->summary ? (*fam)->summary : "");
+    const char *name, *summary;
+    for (size_t i = 0; (name = vp_convert_family(i, &summary)); i++)
+        fprintf(f, "                        %-8s %s\n", name, summary);
     fprintf(f,
             "  --model-name NAME   the original model's name (vit_base_patch16_224,\n"
             "                      deit_small_patch16_224, dino_vits8, ...): settles what no\n"
@@ -129,7 +131,7 @@ int cmd_convert(int argc, char **argv)
     vp_convert_opts o;
     memset(&o, 0, sizeof o);
     const char *pos[2] = {NULL, NULL}, *key = NULL, *shard = NULL;
-    int npos = 0, bad = 0, rc;
+    int npos = 0, bad = 0, rc, json = 0;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     if (!sets) { fprintf(stderr, "vitport convert: out of memory\n"); return VP_EXIT_FAIL; }
     o.sets = sets;
@@ -139,7 +141,7 @@ int cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
         else if (!strcmp(a, "--sync")) o.sync = 1;
-        else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--json")) json = 1;
         else if ((v = opt_value(argc, argv, &i, "--family", &bad))) o.family = v;
         else if ((v = opt_value(argc, argv, &i, "--model-name", &bad))) o.model_name = v;
         else if ((v = opt_value(argc, argv, &i, "--key", &bad))) key = v;
@@ -175,7 +177,8 @@ int cmd_convert(int argc, char **argv)
     }
     if (o.family && strcmp(o.family, "auto")) {
         bool known = false;
-        for (const vp_family *const *fam = vp_families; *fam; fam++) known |= !strcmp((*fam)->name, o.family);
+        const char *name;
+        for (size_t i = 0; (name = vp_convert_family(i, NULL)); i++) known |= !strcmp(name, o.family);
         if (!known) {
             rc = usage_err("unknown or unavailable family '%s'", o.family);
             free(sets);
@@ -195,26 +198,22 @@ int cmd_convert(int argc, char **argv)
     o.cancel = &g_cancel;
 
     char err[2048];
-    cJSON *summary = NULL;
-    rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, o.json ? &summary : NULL);
+    char *summary = NULL;
+    rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, json ? &summary : NULL);
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &old[i], NULL);
     free(sets);
     int signo = atomic_load(&g_signo);
     if (signo && rc) {
         if (!o.quiet) fprintf(stderr, "vitport convert: interrupted by signal %d; nothing written\n", signo);
-        cJSON_Delete(summary);
+        vp_convert_free(summary);
         return 128 + signo;
     }
     if (rc) {
         fprintf(stderr, "vitport convert: %s\n", err);
-        cJSON_Delete(summary);
+        vp_convert_free(summary);
         return VP_EXIT_FAIL;
     }
-    if (summary) {
-        char *text = vp_json_dump(summary, NULL);
-        if (text) fputs(text, stdout);
-        vp__free(text);
-        cJSON_Delete(summary);
-    }
+    if (summary) fputs(summary, stdout);
+    vp_convert_free(summary);
     return VP_EXIT_OK;
 }

@@ -250,4 +250,7 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #ifdef __cplusplus
 }
 #endif
+
+#include "vitport/convert.h"   /* conversion to the Hugging Face layout */
+
 #endif /* VITPORT_H */

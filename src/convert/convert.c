@@ -113,7 +113,7 @@ static cJSON *make_summary(const vp_plan *p, const vp_layout *L, const char *out
 }
 
 static int convert(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
-                   char *err, size_t errlen, cJSON **summary)
+                   char *err, size_t errlen, char **summary)
 {
     double t0 = vp_conv_now();
     vp_convert_opts defaults;
@@ -192,7 +192,11 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     rc = vp_conv_publish(tmp, out_dir, parent, base, opts->force, err, errlen);
     if (rc) goto done;
     tmp[0] = 0;
-    if (summary) *summary = make_summary(&p, &L, out_dir, vp_conv_now() - t0);
+    if (summary) {
+        cJSON *s = make_summary(&p, &L, out_dir, vp_conv_now() - t0);
+        *summary = s ? vp_json_dump(s, NULL) : NULL;
+        cJSON_Delete(s);
+    }
 
 done:
     if (tmp[0]) vp_conv_remove_tree(tmp);
@@ -204,7 +208,7 @@ done:
 }
 
 int vp_convert_ex(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
-                  char *err, size_t errlen, cJSON **summary)
+                  char *err, size_t errlen, char **summary)
 {
     int rc = convert(src_path, key, out_dir, opts, err, errlen, summary);
     /* One line, whatever the tensor names quoted in it hold ("a\nb" is a
@@ -218,4 +222,15 @@ int vp_convert(const char *src_path, const char *key, const char *out_dir, const
                char *err, size_t errlen)
 {
     return vp_convert_ex(src_path, key, out_dir, opts, err, errlen, NULL);
+}
+
+void vp_convert_free(char *summary) { vp__free(summary); }
+
+const char *vp_convert_family(size_t i, const char **summary)
+{
+    size_t n = 0;
+    while (vp_families[n]) n++;
+    if (i >= n) return NULL;
+    if (summary) *summary = vp_families[i]->summary ? vp_families[i]->summary : "";
+    return vp_families[i]->name;
 }

@@ -86,27 +86,7 @@ long vp_table_find(const vp_table *tb, const char *name);
 
 enum { VP_SRC_UNUSED = 0, VP_SRC_USED = 1, VP_SRC_DROPPED = 2 };
 
-typedef struct vp_convert_opts {
-    const char *family;              /* "auto" or a family name */
-    const char *model_name;          /* --model-name */
-    const char *config_path;         /* --config: a config.json to start from */
-    const char *dtype;               /* "keep", "f32", "f16", "bf16"; NULL = family default */
-    uint64_t max_shard_size;         /* bytes; 0 = default 5 GB */
-    int force;
-    int quiet;
-    int json;
-    const char *bpe_vocab;           /* CLIP's bpe_simple_vocab_16e6.txt(.gz) */
-    const char *spm;                 /* SigLIP's SentencePiece model */
-    const char *labels;              /* file of class names, one per line (or an id2label JSON) */
-    const char **sets;               /* --set KEY=VALUE, nsets of them */
-    int nsets;
-    /* --- added later --- */
-    const char *data_dir;            /* bundled data (imagenet_synsets.txt); NULL = $VITPORT_DATADIR */
-    int sync;                        /* --sync: fsync model files before the rename */
-    atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
-                                        thread), the converter stops, removes its temporary
-                                        directory and fails with "interrupted" */
-} vp_convert_opts;
+/* vp_convert_opts: include/vitport/convert.h */
 
 typedef struct vp_plan {
     vp_source *src;
@@ -237,19 +217,7 @@ int vp_vit_build(vp_plan *p, const char *pre, int dino);
 /* Score for a timm-layout ViT under prefix pre (0 = not one). */
 int vp_vit_detect_prefix(const vp_table *tb, const char *pre);
 
-/* ---- the converter ------------------------------------------------------ */
-/* Pick the family (opts->family or detection), build, check, write OUT_DIR
- * atomically. Errors go to err (one line). Progress to stderr unless quiet. */
-int vp_convert(const char *src_path, const char *key, const char *out_dir,
-               const vp_convert_opts *opts, char *err, size_t errlen);
-/* As vp_convert; when summary is non-NULL it receives (on success) the
- * --json summary object: family, class, out_dir, config, tensors, bytes,
- * shards, seconds, dtype, key, dropped [{rule, count}]. Caller deletes it. */
-int vp_convert_ex(const char *src_path, const char *key, const char *out_dir,
-                  const vp_convert_opts *opts, char *err, size_t errlen, cJSON **summary);
-
-/* Parse a size like "5GB", "500MB", "2GiB", "123" (bytes) as transformers
- * does (kB/MB/GB = powers of 1000, KiB/MiB/GiB = powers of 1024). */
-int vp_parse_size(const char *s, uint64_t *out);
+/* The converter itself (vp_convert, vp_convert_ex, vp_parse_size) is public:
+ * include/vitport/convert.h. */
 
 #endif
