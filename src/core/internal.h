@@ -103,13 +103,29 @@ typedef struct vp_storage {
 
 struct vp_zip;   /* src/format/zip.h */
 
+/* A reader as the format layer's table lists it (src/format/formats.c).
+ * Core calls a reader only through these pointers, never by name. */
+typedef struct vp_format {
+    const char *name;
+    /* do the file's leading bytes (n = the file's size) look like this format */
+    bool (*sniff)(const uint8_t *b, uint64_t n);
+    /* fill the source's tables; VP_OK or an error with the message set */
+    int (*open)(vp_source *src);
+    /* the first `want` bytes of a VP_STORE_DEFLATE storage's entry into dst
+     * (NULL: the reader makes no such storages) */
+    int (*read)(vp_source *src, long entry, uint8_t *dst, uint64_t want);
+    /* free what the reader keeps beside the tables (vp_source_close) */
+    void (*free)(vp_source *src);
+} vp_format;
+
 struct vp_source {
     char errmsg[768];
     char *path;
     const char *format;
     vp_map map;
     vp_arena arena;          /* names, labels, pickle values */
-    struct vp_zip *zip;      /* when the file is a zip archive */
+    struct vp_zip *zip;      /* when the file is a zip archive (the zip reader's) */
+    const vp_format *reader; /* the format that opened it */
 
     vp_tensor *all;          /* every tensor found, full names */
     size_t nall, capall;
@@ -130,6 +146,12 @@ struct vp_source {
 int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 
+/* A new source for path: allocated, mapped, arena sized; *out is set even
+ * on failure (close it). The format layer's vp_source_open then fills it
+ * and narrows it with vp__source_narrow (key NULL or "": everything). */
+int vp__source_new(vp_source **out, const char *path);
+int vp__source_narrow(vp_source *src, const char *key);
+
 /* Add a storage; returns its index or -1 (error set). */
 long vp__add_storage(vp_source *src, const vp_storage *st);
 /*
@@ -144,20 +166,6 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
                    const int64_t *shape, const int64_t *strides, /* NULL: C-contiguous */
                    int64_t storage_offset, long storage);
 
-/* Reader entry points: each fills src (format, tensors, storages, root).
- * On failure they set the message and return the code; source.c cleans up. */
-int vp__zip_open(vp_source *src);          /* parses src->map into src->zip (zip.c) */
-int vp__open_torch_zip(vp_source *src);    /* after vp__zip_open: torch zip or TorchScript (torch.c) */
-int vp__open_npz(vp_source *src);          /* after vp__zip_open (npy.c) */
-int vp__open_torch_legacy(vp_source *src); /* torch.c */
-int vp__open_npy(vp_source *src);          /* npy.c */
-int vp__open_safetensors(vp_source *src);  /* safetensors.c */
-bool vp__zip_has_suffix(const vp_source *src, const char *suffix); /* any entry name ends so */
-void vp__zip_free(struct vp_zip *zip);
-/* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
- * start (want <= its uncompressed size). VP_OK or an error with message. */
-int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
-
 /* Whether strides (in elements) lay the shape out in C order; size-1
  * dimensions may have any stride. Products of in-bounds views cannot
  * overflow: vp__add_tensor checked the extent. */
@@ -166,7 +174,5 @@ bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
 /* Bytes of storage st (loading/inflating it if needed); NULL on error. */
 const uint8_t *vp__storage_bytes(vp_source *src, long st);
 
-/* Value tree helpers (src/format/value.c / pickle.c). */
-void vp__value_free_all(vp_source *src);
 
 #endif

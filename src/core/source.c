@@ -1,5 +1,6 @@
-/* The tensor-source API: format dispatch, tensor validation, strided reads,
- * narrowing by key. Readers in src/format/ fill the tables. */
+/* The tensor-source API: the source object, tensor validation, strided
+ * reads, narrowing by key. Readers in src/format/ fill the tables; the
+ * format layer's vp_source_open (src/format/formats.c) picks the reader. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,8 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         if (!vp__add_u64(st->nbytes, st->skip, &total) || total > SIZE_MAX) { vp__err(src, VP_ERR_LIMIT, "storage too large"); return NULL; }
         uint8_t *buf = vp__malloc((size_t)total ? (size_t)total : 1);
         if (!buf) { vp__err(src, VP_ERR_NOMEM, "out of memory inflating '%s' (%llu bytes)", st->label ? st->label : "?", (unsigned long long)total); return NULL; }
-        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK) { vp__free(buf); return NULL; }
+        if (!src->reader || !src->reader->read) { vp__free(buf); vp__err(src, VP_ERR_FORMAT, "storage '%s' cannot be read", st->label ? st->label : "?"); return NULL; }
+        if (src->reader->read(src, st->zip_entry, buf, total) != VP_OK) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
@@ -136,9 +138,8 @@ bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 static bool is_c_contiguous(const vp_tensor *t) { return vp__c_contiguous(t->ndim, t->shape, t->strides); }
 
 /* ---- public API --------------------------------------------------------- */
-static int narrow(vp_source *src, const char *key);
 
-int vp_source_open(vp_source **out, const char *path, const char *key)
+int vp__source_new(vp_source **out, const char *path)
 {
     vp_source *src = vp__calloc(1, sizeof *src);
     *out = src;
@@ -153,35 +154,7 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
     if (vp__mul_u64(src->map.size, VP_ARENA_PER_INPUT_BYTE, &extra) && extra < SIZE_MAX - cap) cap += (size_t)extra;
     else cap = SIZE_MAX / 2;
     vp__arena_init(&src->arena, cap);
-
-    const uint8_t *b = src->map.base;
-    uint64_t n = src->map.size;
-    if (n >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) {
-        rc = vp__zip_open(src);
-        if (rc == VP_OK) {
-            if (vp__zip_has_suffix(src, "data.pkl")) rc = vp__open_torch_zip(src);
-            else if (vp__zip_has_suffix(src, ".npy")) rc = vp__open_npz(src);
-            else rc = vp__err(src, VP_ERR_UNSUPPORTED, "zip archive holds neither data.pkl (torch) nor .npy members (npz)");
-        }
-    } else if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) {
-        rc = vp__open_npy(src);
-    } else if (n >= 9 && b[8] == '{') {
-        /* Before the pickle test: a safetensors header size such as 0x180
-         * starts with the bytes 0x80 0x01, like a pickle. A legacy torch
-         * file's byte 8 lies inside its magic number, never '{'. */
-        rc = vp__open_safetensors(src);
-    } else if ((n >= 2 && b[0] == 0x80 && b[1] <= 5) ||
-               (n >= 27 && !memcmp(b, "L119547037146038801333356L\n", 27))) {
-        /* Legacy torch: a pickle (protocol 2+), or protocol 0/1 where the
-         * magic number 0x1950a86a20f9469cfc6c is written as LONG text. */
-        rc = vp__open_torch_legacy(src);
-    } else if (n == 0) {
-        rc = vp__err(src, VP_ERR_FORMAT, "empty file");
-    } else {
-        rc = vp__err(src, VP_ERR_FORMAT, "unrecognised format (not a torch zip/legacy file, npy, npz or safetensors)");
-    }
-    if (rc) return rc;
-    return narrow(src, key);
+    return VP_OK;
 }
 
 /* Names of the sub-dictionaries that hold tensors, for "did you mean". */
@@ -204,7 +177,7 @@ static void list_candidates(vp_source *src, vp_buf *b)
     if (!shown) vp__buf_puts(b, "none (the tensors are not nested)");
 }
 
-static int narrow(vp_source *src, const char *key)
+int vp__source_narrow(vp_source *src, const char *key)
 {
     if (!key || !*key) {
         src->view = src->all;
@@ -244,8 +217,7 @@ void vp_source_close(vp_source *src)
     if (src->view != src->all) vp__free(src->view);
     vp__free(src->view_index);
     vp__free(src->all);
-    if (src->zip) vp__zip_free(src->zip);
-    vp__value_free_all(src);
+    if (src->reader && src->reader->free) src->reader->free(src);
     vp__arena_free(&src->arena);
     vp__map_close(&src->map);
     vp__free(src->path);
