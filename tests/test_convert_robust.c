@@ -18,6 +18,7 @@
 
 #include "convert/convert.h"
 #include "test.h"
+#include "test_util.h"
 
 static char g_dir[64];       /* per-run temporary directory */
 static char g_parent[128];   /* g_dir/out: the output's parent, empty after a failure */
@@ -483,6 +484,51 @@ static void fifo_options(void)
     fifo_option("--spm FIFO", &t, 3);
 }
 
+/* Out of memory at every step of a conversion (the allocator fails from its
+ * k-th call on, for k spread over every allocation a small conversion
+ * makes, cJSON's included through cJSON_InitHooks): a clean failure with a
+ * one-line message and nothing left behind, never a crash (ASan/UBSan) or a
+ * leak (LeakSanitizer at exit). */
+static void out_of_memory(void)
+{
+    /* cJSON allocates through the library's allocator */
+    tu_failing none = {0};
+    vp__set_allocator(tu_failing_alloc, &none);
+    cJSON *j = cJSON_CreateObject();
+    vp__set_allocator(NULL, NULL);
+    CHECKF(j == NULL, "cJSON_CreateObject succeeded under an allocator that fails every call");
+    cJSON_Delete(j);
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    const char *src = write_st("oom.safetensors", &t);
+    vp_convert_opts o = opts();
+    tu_failing count = {1L << 40};
+    vp__set_allocator(tu_failing_alloc, &count);
+    result r = convert(src, &o);
+    vp__set_allocator(NULL, NULL);
+    long total = (1L << 40) - count.left;
+    CHECKF(r.rc == VP_OK && total > 100, "counting run: %s (%ld allocations)", r.err, total);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    long step = total / 300 + 1, failed = 0, runs = 0, bad = 0;
+    for (long k = 0; k < total; k += step, runs++) {
+        tu_failing f = {k};
+        vp__set_allocator(tu_failing_alloc, &f);
+        r = convert(src, &o);
+        vp__set_allocator(NULL, NULL);
+        if (r.rc != VP_OK) {
+            failed++;
+            if (!r.err[0] || strchr(r.err, '\n')) { bad++; CHECKF(0, "allocation %ld fails: message '%s'", k, r.err); }
+            if (count_entries(g_parent) != 0) { bad++; CHECKF(0, "allocation %ld fails (%s): files left", k, r.err); }
+        }
+        nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        mkdir(g_parent, 0755);
+    }
+    CHECKF(failed > runs / 2, "only %ld of %ld runs with a failing allocator failed", failed, runs);
+    CHECKF(bad == 0, "%ld bad failures", bad);
+    unlink(src);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/vp_test_robust_XXXXXX");
@@ -500,6 +546,7 @@ int main(void)
     num_labels_contradiction();
     config_nul_key();
     fifo_options();
+    out_of_memory();
 
     nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();

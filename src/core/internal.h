@@ -20,7 +20,9 @@ void vp__free(void *p);
 char *vp__strdup(const char *s);
 char *vp__strndup(const char *s, size_t n);
 typedef void *(*vp_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
-void vp__set_allocator(vp_alloc_fn fn, void *ud); /* NULL restores the default */
+/* NULL restores the default. cJSON is routed through it too (cJSON_InitHooks),
+ * so set it only while no library object or cJSON tree is alive. */
+void vp__set_allocator(vp_alloc_fn fn, void *ud);
 
 /* Overflow-checked arithmetic: return false on overflow. */
 static inline bool vp__mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
