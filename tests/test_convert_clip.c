@@ -223,6 +223,12 @@ static void test_bpe_refusals(void)
         check_refusal(C[k].what, "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
                       C[k].needle);
     }
+    /* a file that cannot be read is an I/O error, not a malformed vocabulary */
+    snprintf(path, sizeof path, "%s/absent.txt", tmp);
+    check_refusal("bpe file absent", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_IO,
+                  "No such file");
+    check_refusal("bpe file a directory", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, tmp, NULL, VP_ERR_IO,
+                  "not a regular file");
     /* a corrupt gzip stream */
     snprintf(path, sizeof path, "%s/corrupt.gz", tmp);
     write_text(path, "\x1f\x8b\x08\x00garbage that is not deflate data at all");
@@ -233,6 +239,9 @@ static void test_bpe_refusals(void)
 static void test_spm_refusals(void)
 {
     char path[600], good[1200];
+    snprintf(path, sizeof path, "%s/absent.model", tmp);
+    check_refusal("spm file absent", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path, VP_ERR_IO,
+                  "No such file");
     snprintf(path, sizeof path, "%s/junk.model", tmp);
     write_text(path, "this is not a protobuf at all, just text\n");
     check_refusal("spm junk", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path, VP_ERR_FORMAT,

@@ -468,8 +468,8 @@ int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processo
     if (!p->opts || !p->opts->bpe_vocab) return VP_OK;
     vp_text_file files[4];
     char err[512];
-    if (vp_bpe_tokenizer_files(p->opts->bpe_vocab, vocab, ctx, processor_class, files, err, sizeof err))
-        return vp_plan_fail(p, VP_ERR_FORMAT, "--bpe-vocab %s", err);
+    int trc = vp_bpe_tokenizer_files(p->opts->bpe_vocab, vocab, ctx, processor_class, files, err, sizeof err);
+    if (trc) return vp_plan_fail(p, trc, "--bpe-vocab %s", err);
     int rc = VP_OK;
     for (int i = 0; !rc && i < 4; i++) rc = vp_plan_extra(p, files[i].name, files[i].data, files[i].len);
     vp_text_files_free(files, 4);

@@ -460,8 +460,8 @@ static int add_spm(vp_plan *p, int64_t ctx)
 {
     vp_text_file files[3];
     char err[512];
-    if (vp_spm_tokenizer_files(p->opts->spm, ctx, "SiglipProcessor", files, err, sizeof err))
-        return vp_plan_fail(p, VP_ERR_FORMAT, "--spm %s", err);
+    int trc = vp_spm_tokenizer_files(p->opts->spm, ctx, "SiglipProcessor", files, err, sizeof err);
+    if (trc) return vp_plan_fail(p, trc, "--spm %s", err);
     int rc = VP_OK;
     for (int i = 0; !rc && i < 3; i++) rc = vp_plan_extra(p, files[i].name, files[i].data, files[i].len);
     vp_text_files_free(files, 3);

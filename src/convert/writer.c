@@ -124,7 +124,7 @@ static int write_gather(writer *w, vp_st_writer *sw, const vp_tensor *t, long si
 {
     vp_source *src = w->p->src;
     const uint8_t *base = vp__storage_bytes(src, (long)t->storage);
-    if (!base) return werr(w, VP_ERR_FORMAT, "%s", vp_source_errmsg(src));
+    if (!base) return werr(w, src->errcode ? src->errcode : VP_ERR_FORMAT, "%s", vp_source_errmsg(src));
     size_t es = vp_dtype_size(t->dtype), ce = chunk_elems(t->dtype, to), fill = 0;
     bool contig = vp__c_contiguous(t->ndim, t->shape, t->strides);
     /* Huge mapped sources read out of order: drop their pages after each

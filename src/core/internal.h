@@ -122,6 +122,7 @@ typedef struct vp_format {
 
 struct vp_source {
     char errmsg[768];
+    int errcode;             /* the code of the failure errmsg describes (vp__err) */
     char *path;
     const char *format;
     vp_map map;
@@ -144,7 +145,8 @@ struct vp_source {
     void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
 };
 
-/* Record a failure: formats "PATH: message" into src->errmsg, returns code. */
+/* Record a failure: formats "PATH: message" into src->errmsg, keeps code in
+ * src->errcode, returns code. */
 int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 

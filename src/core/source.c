@@ -272,7 +272,8 @@ static void gather(uint8_t *dst, const uint8_t *base, const vp_tensor *t, size_t
 
 int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 {
-    if (!src || i >= src->nview) return VP_ERR_ARG;
+    if (!src) return VP_ERR_ARG;
+    if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
     const vp_tensor *t = &src->view[i];
     if (dst_bytes < t->nbytes) return vp__err(src, VP_ERR_ARG, "tensor '%s': buffer of %zu bytes, needs %llu", t->name, dst_bytes, (unsigned long long)t->nbytes);
     if (t->numel == 0) return VP_OK;
@@ -286,7 +287,9 @@ int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 
 int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
 {
-    if (!src || i >= src->nview || (unsigned)to >= VP_DTYPE_COUNT) return VP_ERR_ARG;
+    if (!src) return VP_ERR_ARG;
+    if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
+    if ((unsigned)to >= VP_DTYPE_COUNT) return vp__err(src, VP_ERR_ARG, "no dtype %d", (int)to);
     const vp_tensor *t = &src->view[i];
     if (to == t->dtype) return vp_source_read(src, i, dst, dst_bytes);
     uint64_t need;
@@ -321,6 +324,7 @@ const void *vp_source_data(vp_source *src, size_t i)
 
 int vp_source_file_range(const vp_source *src, size_t i, uint64_t *offset)
 {
+    /* a query on a const source: codes only, no message */
     if (!src || i >= src->nview) return VP_ERR_ARG;
     const vp_tensor *t = &src->view[i];
     if (t->storage < 0 || !is_c_contiguous(t)) return VP_ERR_UNSUPPORTED;

@@ -175,6 +175,7 @@ int vp__err(vp_source *src, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vp__verr(src->errmsg, sizeof src->errmsg, src->path, fmt, ap);
     va_end(ap);
+    src->errcode = code;
     return code;
 }
 

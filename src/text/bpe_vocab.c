@@ -20,12 +20,14 @@
 
 /* ---- reading the file ---------------------------------------------------- */
 
-/* The whole text, inflated when gzipped; NUL-terminated, vp__malloc'ed. */
-static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
+/* The whole text, inflated when gzipped; NUL-terminated, vp__malloc'ed.
+ * NULL with *code set (and err) on failure. */
+static char *read_text(const char *path, size_t *len, int *code, char *err, size_t errlen)
 {
     char *raw = NULL;
     size_t rawlen = 0;
-    if (vp__read_file(path, VP_BPE_MAX_BYTES, &raw, &rawlen, err, errlen) != VP_OK) return NULL;
+    if ((*code = vp__read_file(path, VP_BPE_MAX_BYTES, &raw, &rawlen, err, errlen)) != VP_OK) return NULL;
+    *code = VP_ERR_FORMAT;
     if (!(rawlen >= 2 && (uint8_t)raw[0] == 0x1f && (uint8_t)raw[1] == 0x8b)) {
         *len = rawlen;
         return raw;
@@ -34,17 +36,20 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        *code = VP_ERR_NOMEM;
         vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
         vp__free(raw);
         return NULL;
     }
     size_t cap = 1 << 20, n = 0;
     out = vp__malloc(cap + 1);
+    if (!out) *code = VP_ERR_NOMEM;
     int rc = Z_OK;
     z.next_in = (Bytef *)raw;
     while (out && rc != Z_STREAM_END) {
         if (n == cap) {
             if (cap >= VP_BPE_MAX_BYTES) {
+                *code = VP_ERR_LIMIT;
                 vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a BPE merges file", path,
                              VP_BPE_MAX_BYTES >> 20);
                 vp__free(out);
@@ -53,7 +58,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
             }
             cap *= 2;
             char *grown = vp__realloc(out, cap + 1);
-            if (!grown) { vp__free(out); out = NULL; break; }
+            if (!grown) { vp__free(out); out = NULL; *code = VP_ERR_NOMEM; break; }
             out = grown;
         }
         size_t left = rawlen - (size_t)((const char *)z.next_in - raw);
@@ -74,7 +79,7 @@ static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
     }
     inflateEnd(&z);
     vp__free(raw);
-    if (out) { out[n] = 0; *len = n; }
+    if (out) { out[n] = 0; *len = n; *code = VP_OK; }
     else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
     return out;
 }
@@ -191,6 +196,7 @@ static void bpe_vocab_free(bpe_vocab *v)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
+/* 0, -1 when the file is malformed, or VP_ERR_NOMEM; err says why. */
 static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t vocab_size, char *err, size_t errlen)
 {
     if (vocab_size < BPE_BYTE_TOKENS + BPE_SPECIALS)
@@ -220,7 +226,10 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     /* byte symbols (<= 2 bytes) and with </w>: 8 bytes each; merged tokens. */
     size_t joined_cap = 512 * 8 + (size_t)(end - line) + nm + 64;
     v->joined = vp__malloc(joined_cap);
-    if (!v->left || !v->right || !v->tok || !v->joined) return vp_text_fail(err, errlen, "%s: out of memory", path);
+    if (!v->left || !v->right || !v->tok || !v->joined) {
+        vp_text_fail(err, errlen, "%s: out of memory", path);
+        return VP_ERR_NOMEM;
+    }
 
     char *q = line;
     for (size_t i = 0; i < nm; i++) {
@@ -270,7 +279,10 @@ static int build_vocab(bpe_vocab *v, const char *path, size_t textlen, int64_t v
     tokset set = { v->tok, NULL, 1 };
     while (set.cap < 2 * v->ntok) set.cap <<= 1;
     set.slot = vp__malloc(set.cap * sizeof *set.slot);
-    if (!set.slot) return vp_text_fail(err, errlen, "%s: out of memory", path);
+    if (!set.slot) {
+        vp_text_fail(err, errlen, "%s: out of memory", path);
+        return VP_ERR_NOMEM;
+    }
     memset(set.slot, 0xff, set.cap * sizeof *set.slot);
     int rc = 0;
     for (size_t i = 0; i < BPE_BYTE_TOKENS && !rc; i++) tokset_add(&set, v->tok, i);
@@ -298,15 +310,20 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
     bpe_vocab v;
     memset(&v, 0, sizeof v);
     size_t textlen = 0;
-    v.text = read_text(path, &textlen, err, errlen);
-    if (!v.text) return -1;
-    if (build_vocab(&v, path, textlen, vocab_size, err, errlen)) { bpe_vocab_free(&v); return -1; }
+    int code = VP_OK;
+    v.text = read_text(path, &textlen, &code, err, errlen);
+    if (!v.text) return code;
+    int brc = build_vocab(&v, path, textlen, vocab_size, err, errlen);   /* -1: malformed */
+    if (brc) {
+        bpe_vocab_free(&v);
+        return brc > 0 ? brc : VP_ERR_FORMAT;
+    }
 
     /* vocab.json: json.dumps(encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n".
      * Python sorts by code point, which is the byte order of UTF-8. */
     size_t *order = vp__malloc(v.ntok * sizeof *order);
     vp_buf b = { 0 };
-    int rc = -1;
+    int rc = VP_ERR_NOMEM;
     if (!order) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
     for (size_t i = 0; i < v.ntok; i++) order[i] = i;
     qsort_r(order, v.ntok, sizeof *order, cmp_tok, (void *)v.tok);
@@ -328,7 +345,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
 
     special_tokens_map(&b);
     if (vp_text_take(&out[3], "special_tokens_map.json", &b)) goto oom;
-    rc = 0;
+    rc = VP_OK;
     goto done;
 oom:
     vp_text_fail(err, errlen, "%s: out of memory", path);

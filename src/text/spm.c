@@ -151,8 +151,9 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
     memset(out, 0, 3 * sizeof *out);
     char *data = NULL;
     size_t size = 0;
-    if (vp__read_file(path, VP_SPM_MAX_BYTES, &data, &size, err, errlen) != VP_OK) return -1;
-    int rc = -1;
+    int rc = vp__read_file(path, VP_SPM_MAX_BYTES, &data, &size, err, errlen);
+    if (rc) return rc;
+    rc = VP_ERR_FORMAT;
     spm_info info;
     char why[160];
     if (spm_scan((const uint8_t *)data, size, &info, why, sizeof why)) {
@@ -175,9 +176,10 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
 
     siglip_special_tokens_map(&b);
     if (vp_text_take(&out[2], "special_tokens_map.json", &b)) goto oom;
-    rc = 0;
+    rc = VP_OK;
     goto done;
 oom:
+    rc = VP_ERR_NOMEM;
     vp_text_fail(err, errlen, "%s: out of memory", path);
     vp_text_files_free(out, 3);
 done:

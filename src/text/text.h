@@ -40,7 +40,9 @@ void vp_text_files_free(vp_text_file *files, int n);
  * that vocab_size (the model's token-embedding rows) is reproduced exactly.
  * model_max_length is the text context length; processor_class (may be
  * NULL) is recorded as a processor's save_pretrained records it.
- * out[0..3] receive the files. Returns 0, or -1 with err set (one line).
+ * out[0..3] receive the files. Returns VP_OK, or a VP_ERR_* code with err
+ * set (one line): the file reader's code when it cannot be read
+ * (VP_ERR_IO, VP_ERR_LIMIT), VP_ERR_NOMEM, else VP_ERR_FORMAT.
  */
 int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_max_length,
                            const char *processor_class, vp_text_file out[4], char *err, size_t errlen);
@@ -50,6 +52,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
  * out[1] tokenizer_config.json, out[2] special_tokens_map.json. The model
  * must parse as a SentencePiece ModelProto with its pieces, and hold the
  * "</s>" and "<unk>" pieces SiglipTokenizer uses (their ids are recorded).
+ * Returns as vp_bpe_tokenizer_files.
  */
 int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
                            vp_text_file out[3], char *err, size_t errlen);
