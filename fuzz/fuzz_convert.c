@@ -1,4 +1,4 @@
-/* The conversion families and engine (vp_convert_ex) on hostile tensor
+/* The conversion families and the converter (vp_convert_ex) on hostile tensor
  * tables. Two modes, chosen by the first byte:
  *
  *   'S' : a compact description turned into a safetensors file, so that the
@@ -489,7 +489,7 @@ static int convert_and_check(const char *src_path, const run_opts *ro, char *err
 {
     char out[400];
     snprintf(out, sizeof out, "%s/model", g_outp);
-    cJSON *summary = NULL;
+    char *summary = NULL;
     int rc = vp_convert_ex(src_path, ro->key, out, &ro->o, err, errlen, &summary);
     if (g_verbose) fprintf(stderr, "fuzz_convert: rc %d: %s\n", rc, rc ? err : "converted");
     if (rc != VP_OK) {
@@ -522,7 +522,7 @@ static int convert_and_check(const char *src_path, const run_opts *ro, char *err
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
         if (stat(path, &st)) { fprintf(stderr, "fuzz_convert: success without model files\n"); abort(); }
     }
-    cJSON_Delete(summary);
+    vp_convert_free(summary);
     rm_tree(out);
     if (!dir_empty(g_outp)) abort();
     return VP_OK;

@@ -210,6 +210,9 @@ static void test_bpe_refusals(void)
         {"dupmerge.txt", "", "a b\n", "bpe duplicate merge", "second time"},
         /* three tokens on a line */
         {"three.txt", "a b c\n", "t h\n", "bpe line of three", "expected two"},
+        /* a merge that is not UTF-8 (an encoded surrogate, then a lone continuation byte) */
+        {"surrogate.txt", "t \xed\xa0\x80\n", "t h\n", "bpe surrogate", "not valid UTF-8"},
+        {"badutf8.txt", "t \x80\n", "t h\n", "bpe bad UTF-8", "not valid UTF-8"},
     };
     char path[600], text[4096];
     for (size_t k = 0; k < sizeof C / sizeof *C; k++) {
@@ -220,6 +223,12 @@ static void test_bpe_refusals(void)
         check_refusal(C[k].what, "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_FORMAT,
                       C[k].needle);
     }
+    /* a file that cannot be read is an I/O error, not a malformed vocabulary */
+    snprintf(path, sizeof path, "%s/absent.txt", tmp);
+    check_refusal("bpe file absent", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, path, NULL, VP_ERR_IO,
+                  "No such file");
+    check_refusal("bpe file a directory", "clip_jit_fp16", "clip_jit_fp16.pt", NULL, NULL, tmp, NULL, VP_ERR_IO,
+                  "not a regular file");
     /* a corrupt gzip stream */
     snprintf(path, sizeof path, "%s/corrupt.gz", tmp);
     write_text(path, "\x1f\x8b\x08\x00garbage that is not deflate data at all");
@@ -230,6 +239,9 @@ static void test_bpe_refusals(void)
 static void test_spm_refusals(void)
 {
     char path[600], good[1200];
+    snprintf(path, sizeof path, "%s/absent.model", tmp);
+    check_refusal("spm file absent", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path, VP_ERR_IO,
+                  "No such file");
     snprintf(path, sizeof path, "%s/junk.model", tmp);
     write_text(path, "this is not a protobuf at all, just text\n");
     check_refusal("spm junk", "siglip_base", "siglip_base.npz", NULL, NULL, NULL, path, VP_ERR_FORMAT,

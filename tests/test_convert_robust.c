@@ -7,14 +7,18 @@
  * from the builder. Run under -DVP_SANITIZE=ON as well: several cases were
  * integer overflows that only UBSan sees. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "convert/convert.h"
 #include "test.h"
+#include "test_util.h"
 
 static char g_dir[64];       /* per-run temporary directory */
 static char g_parent[128];   /* g_dir/out: the output's parent, empty after a failure */
@@ -278,7 +282,7 @@ static void many_classes(void)
 
 /* A tensor with no elements may have any other sizes: [2^40, 0, 2^40]'s C
  * strides overflowed int64 when the table was read (src/core/source.c), and
- * again in the engine when such a tensor was copied (convert.c c_strides). */
+ * again in the converter when such a tensor was copied (plan.c c_strides). */
 static void empty_tensor_huge_sizes(void)
 {
     table t;
@@ -286,7 +290,7 @@ static void empty_tensor_huge_sizes(void)
     put(&t, "extra", VP_F32, 3, I(1) << 40, I(0), I(1) << 40);
     vp_convert_opts o = opts();
     expect_fail("empty [2^40, 0, 2^40] beside a ViT", &t, &o, "extra", 20);
-    /* copied by a rename: the engine's C strides of the copy overflowed too */
+    /* copied by a rename: the converter's C strides of the copy overflowed too */
     vit(&t, 64, 32, 4, 3);
     put(&t, "norm.bias", VP_F32, 4, I(1) << 40, I(0), I(1) << 40, I(1) << 40);
     expect_fail("norm.bias [2^40, 0, 2^40, 2^40]", &t, &o,
@@ -295,7 +299,7 @@ static void empty_tensor_huge_sizes(void)
 
 /* An empty patch kernel [W, 0, 2^40, 2^40]: the patch size then came from a
  * tensor without elements (unbounded: image size = grid * patch could
- * overflow), and the copy's C strides overflowed in the engine. Refused
+ * overflow), and the copy's C strides overflowed in the converter. Refused
  * like timm's ViT refuses it: every kernel size must be at least 1. */
 static void empty_patch_kernel(void)
 {
@@ -369,6 +373,162 @@ static void name_with_newline(void)
     unlink(path);
 }
 
+/* Issue 9.5: --set num_labels=100000000 on a 5-class model wrote num_labels
+ * beside a 5-entry id2label (transformers refuses to load that); checked
+ * against the head now, from --set and from --config alike. */
+static void num_labels_contradiction(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 5);
+    vp_convert_opts o = opts();
+    const char *sets[] = {"num_labels=100000000"};
+    o.sets = sets;
+    o.nsets = 1;
+    expect_fail("--set num_labels=100000000, 5 classes", &t, &o, "num_labels=100000000 contradicts id2label", 20);
+    const char *neg[] = {"num_labels=-1"};
+    o.sets = neg;
+    expect_fail("--set num_labels=-1", &t, &o, "num_labels must be a non-negative integer", 20);
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/labels7.json", g_dir);
+    FILE *f = fopen(cfg, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"num_labels\": 7}", f);
+    fclose(f);
+    o = opts();
+    o.config_path = cfg;
+    expect_fail("--config num_labels 7, 5 classes", &t, &o, "num_labels=7 contradicts id2label", 20);
+    unlink(cfg);
+    /* the head's own count is accepted */
+    const char *same[] = {"num_labels=5"};
+    o = opts();
+    o.sets = same;
+    o.nsets = 1;
+    const char *src = write_st("vit5.safetensors", &t);
+    result r = convert(src, &o);
+    CHECKF(r.rc == VP_OK, "--set num_labels=5 on 5 classes: %s", r.err);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    unlink(src);
+}
+
+/* Issue 9.5: a --config key holding \u0000 became "a" (cJSON cuts the
+ * string there); refused, and so is such a --set value. */
+static void config_nul_key(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/nul.json", g_dir);
+    FILE *f = fopen(cfg, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"a\\u0000b\": 1}", f);
+    fclose(f);
+    vp_convert_opts o = opts();
+    o.config_path = cfg;
+    expect_fail("--config {\"a\\u0000b\": 1}", &t, &o, "holds \\u0000", 20);
+    unlink(cfg);
+    o = opts();
+    const char *sets[] = {"label=\"x\\u0000y\""};
+    o.sets = sets;
+    o.nsets = 1;
+    expect_fail("--set label=\"x\\u0000y\"", &t, &o, "holds \\u0000", 20);
+}
+
+/* Issue 9.1: a FIFO given as --config, --labels, --bpe-vocab or --spm
+ * blocked in open() until a writer came (forever; SIGTERM did not help).
+ * Each is refused at once now. The conversion runs in a child so that the
+ * old behaviour fails this test instead of hanging it. */
+static void fifo_option(const char *what, const table *t, int which)
+{
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo", g_dir);
+    unlink(fifo);
+    if (mkfifo(fifo, 0600)) { CHECKF(0, "%s: mkfifo: %s", what, strerror(errno)); return; }
+    const char *src = write_st("fifo.safetensors", t);
+    vp_convert_opts o = opts();
+    if (which == 0) o.config_path = fifo;
+    else if (which == 1) o.labels = fifo;
+    else if (which == 2) o.bpe_vocab = fifo;
+    else o.spm = fifo;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        result r = convert(src, &o);
+        _exit(r.rc == VP_OK ? 0 : strstr(r.err, "not a regular file") ? 3 : 1);
+    }
+    int st = 0, done = 0;
+    for (int i = 0; i < 200 && !done; i++) {   /* 10 s */
+        if (waitpid(pid, &st, WNOHANG) == pid) done = 1;
+        else { struct timespec ts = {0, 50000000}; nanosleep(&ts, NULL); }
+    }
+    if (!done) { kill(pid, SIGKILL); waitpid(pid, &st, 0); }
+    CHECKF(done, "%s: still blocked after 10 s", what);
+    CHECKF(done && WIFEXITED(st) && WEXITSTATUS(st) == 3, "%s: not refused as 'not a regular file' (status %d)", what, st);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    unlink(src);
+    unlink(fifo);
+}
+
+static void fifo_options(void)
+{
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    fifo_option("--config FIFO", &t, 0);
+    fifo_option("--labels FIFO", &t, 1);
+    clip_sizes(&t, 64, "");
+    fifo_option("--bpe-vocab FIFO", &t, 2);
+    siglip_sizes(&t, 64);
+    fifo_option("--spm FIFO", &t, 3);
+}
+
+/* Out of memory at every step of a conversion (the allocator fails from its
+ * k-th call on, for k spread over every allocation a small conversion
+ * makes, cJSON's included through cJSON_InitHooks): a clean failure with a
+ * one-line message and nothing left behind, never a crash (ASan/UBSan) or a
+ * leak (LeakSanitizer at exit). */
+static void out_of_memory(void)
+{
+    /* cJSON allocates through the library's allocator */
+    tu_failing none = {0};
+    vp__set_allocator(tu_failing_alloc, &none);
+    cJSON *j = cJSON_CreateObject();
+    vp__set_allocator(NULL, NULL);
+    CHECKF(j == NULL, "cJSON_CreateObject succeeded under an allocator that fails every call");
+    cJSON_Delete(j);
+    table t;
+    vit(&t, 64, 32, 4, 3);
+    const char *src = write_st("oom.safetensors", &t);
+    vp_convert_opts o = opts();
+    tu_failing count = {1L << 40};
+    vp__set_allocator(tu_failing_alloc, &count);
+    result r = convert(src, &o);
+    vp__set_allocator(NULL, NULL);
+    long total = (1L << 40) - count.left;
+    CHECKF(r.rc == VP_OK && total > 100, "counting run: %s (%ld allocations)", r.err, total);
+    nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(g_parent, 0755);
+    long step = total / 300 + 1, failed = 0, runs = 0, bad = 0;
+    for (long k = 0; k < total; k += step, runs++) {
+        tu_failing f = {k};
+        vp__set_allocator(tu_failing_alloc, &f);
+        r = convert(src, &o);
+        vp__set_allocator(NULL, NULL);
+        if (r.rc != VP_OK) {
+            failed++;
+            if (!r.err[0] || strchr(r.err, '\n')) { bad++; CHECKF(0, "allocation %ld fails: message '%s'", k, r.err); }
+            if (count_entries(g_parent) != 0) { bad++; CHECKF(0, "allocation %ld fails (%s): files left", k, r.err); }
+        }
+        nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        mkdir(g_parent, 0755);
+    }
+    CHECKF(failed > runs / 2, "only %ld of %ld runs with a failing allocator failed", failed, runs);
+    CHECKF(bad == 0, "%ld bad failures", bad);
+    unlink(src);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/vp_test_robust_XXXXXX");
@@ -383,6 +543,10 @@ int main(void)
     extract_layers_huge();
     subconfig_not_object();
     name_with_newline();
+    num_labels_contradiction();
+    config_nul_key();
+    fifo_options();
+    out_of_memory();
 
     nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();

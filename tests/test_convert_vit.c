@@ -2,14 +2,14 @@
  * (tests/fixtures/convert/vit_cases.json, made by gen_vit.py): the tensors
  * must be bit-identical to the seed mapping applied in torch, the config
  * and preprocessor values as expected, the refusals exit 1 naming the
- * reason and leave nothing behind. Also the engine's JSON writer against
+ * reason and leave nothing behind. Also the converter's JSON writer against
  * Python's json.dumps / repr, and size parsing. */
 #include "convert/convert.h"
 #include "convert_check.h"
 
 static char tmpdir[64];
 
-/* ---- the engine's JSON as Python writes it ------------------------------- */
+/* ---- the converter's JSON as Python writes it------------------------------ */
 static void check_float(double v, const char *want)
 {
     cJSON *n = vp_json_float(v);

@@ -112,6 +112,15 @@ static void test_round_trip(void)
     if (rc) { vp_source_close(src); return; }
     CHECK_STR(vp_source_format(src), "safetensors");
     CHECK_EQ_INT(vp_source_count(src), n);
+    /* the whole table is the same tensors, in the same order */
+    size_t tn = 0;
+    const vp_tensor *tab = vp_source_tensors(src, &tn);
+    CHECK_EQ_INT(tn, n);
+    CHECK(tab != NULL && tab == vp_source_tensor(src, 0) && tab + (tn - 1) == vp_source_tensor(src, tn - 1));
+    CHECK(vp_source_tensors(NULL, &tn) == NULL && tn == 0);
+    /* a bad index is refused with a message, not a bare code */
+    uint8_t scratch[8];
+    CHECK(vp_source_read(src, vp_source_count(src) + 5, scratch, sizeof scratch) == VP_ERR_ARG && strstr(vp_source_errmsg(src), "no tensor"));
     CHECK_STR(vp_source_metadata(src, "format"), "pt");
     CHECK_STR(vp_source_metadata(src, "note"), "two\nlines \"q\" \\ \t");
     CHECK(vp_source_metadata(src, "missing") == NULL);

@@ -89,11 +89,11 @@ static bool same_values(const double *v, const double *want, size_t n)
 static vp_source *raw_zip(const bytes *b, int *rc)
 {
     const char *path = write_tmp("raw.zip", b->p, b->n);
-    vp_source *s = vp__calloc(1, sizeof *s);
-    s->map.fd = -1;
-    s->path = vp__strdup(path);
-    vp__arena_init(&s->arena, 1u << 20);
-    *rc = vp__map_open(&s->map, path, s->errmsg, sizeof s->errmsg);
+    vp_source *s = NULL;
+    *rc = vp__source_new(&s, path);
+    /* the zip format's free() releases the directory at vp_source_close */
+    for (const vp_format *const *f = vp__formats; s && *f; f++)
+        if (!strcmp((*f)->name, "zip")) s->reader = *f;
     if (!*rc) *rc = vp__zip_open(s);
     return s;
 }

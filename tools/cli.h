@@ -34,6 +34,10 @@ const char *vp_cli_bytes(double n, char *buf, unsigned len);
 /* Verification reports shared by verify and convert (tools/cmd_verify.c). */
 #include <cjson/cJSON.h>
 cJSON *vp_cli_verify_json(const vp_verify *v, int rc);
+/* obj[key] = val, replacing (val is taken; tools/cli_json.c). */
+void vp_cli_json_set(cJSON *obj, const char *key, cJSON *val);
+/* j as indented JSON text and a newline on stdout. */
+void vp_cli_json_print(const cJSON *j);
 void vp_cli_verify_summary(const vp_verify *v, char *buf, size_t len);
 /* vp_convert_opts.verify for `vitport convert` (arg: a vp_cli_convert_check). */
 typedef struct vp_cli_convert_check {

@@ -1,18 +1,19 @@
 /* vitport convert: a checkpoint in its release format -> the Hugging Face
  * layout (config.json, model.safetensors, preprocessor and tokenizer files),
- * written atomically. The work is the engine's (src/convert/convert.c);
+ * written atomically. The work is the converter's (src/convert/);
  * this file parses options, finds the bundled data, and turns SIGINT /
- * SIGTERM / SIGHUP into a cancellation the engine cleans up after. */
+ * SIGTERM / SIGHUP into a cancellation the converter cleans up after. */
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "convert/convert.h"
+#include "vitport/vitport.h"
 #include "cli.h"
 
 #ifndef VP_DATADIR
@@ -44,8 +45,9 @@ static void help(FILE *f)
             "\n"
             "options:\n"
             "  --family F          auto (default: recognised from the tensor names) or one of:\n");
-    for (const vp_family *const *fam = vp_families; *fam; fam++)
-        fprintf(f, "                        %-8s %s\n", (*fam)->name, (*fam)->summary ? (*fam)->summary : "");
+    const char *name, *summary;
+    for (size_t i = 0; (name = vp_convert_family(i, &summary)); i++)
+        fprintf(f, "                        %-8s %s\n", name, summary);
     fprintf(f,
             "  --model-name NAME   the original model's name (vit_base_patch16_224,\n"
             "                      deit_small_patch16_224, dino_vits8, ...): settles what no\n"
@@ -111,7 +113,7 @@ static const char *find_data_dir(char *buf, size_t len)
     return VP_DATADIR;
 }
 
-/* Signals become a cancellation the engine polls, so it can remove its
+/* Signals become a cancellation the converter polls, so it can remove its
  * temporary directory before the process ends. A handler may only touch
  * lock-free atomics, hence these two statics (the program's, not the
  * library's: the library takes the flag through vp_convert_opts.cancel). */
@@ -158,7 +160,7 @@ int cmd_convert(int argc, char **argv)
     vp_convert_opts o;
     memset(&o, 0, sizeof o);
     const char *pos[2] = {NULL, NULL}, *key = NULL, *shard = NULL;
-    int npos = 0, bad = 0, rc;
+    int npos = 0, bad = 0, rc, json = 0;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     if (!sets) { fprintf(stderr, "vitport convert: out of memory\n"); return VP_EXIT_FAIL; }
     o.sets = sets;
@@ -168,7 +170,7 @@ int cmd_convert(int argc, char **argv)
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
         else if (!strcmp(a, "--sync")) o.sync = 1;
-        else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-crc")) o.no_crc = 1;
         else if (!strcmp(a, "--no-verify")) no_verify = 1;
         else if (!strcmp(a, "--check-only")) check_only = 1;
@@ -224,7 +226,8 @@ int cmd_convert(int argc, char **argv)
     }
     if (o.family && strcmp(o.family, "auto")) {
         bool known = false;
-        for (const vp_family *const *fam = vp_families; *fam; fam++) known |= !strcmp((*fam)->name, o.family);
+        const char *name;
+        for (size_t i = 0; (name = vp_convert_family(i, NULL)); i++) known |= !strcmp(name, o.family);
         if (!known) {
             rc = usage_err("unknown or unavailable family '%s'", o.family);
             free(sets);
@@ -253,15 +256,17 @@ int cmd_convert(int argc, char **argv)
     if (!no_verify) { o.verify = vp_cli_convert_verify; o.verify_arg = &ck; }
 
     char err[2048];
-    cJSON *summary = NULL;
-    rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, o.json ? &summary : NULL);
+    char *summary = NULL;
+    rc = vp_convert_ex(pos[0], key, pos[1], &o, err, sizeof err, json ? &summary : NULL);
     if (check_only) nftw(check_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (summary) {
-        vp_json_set(summary, "verify", ck.json ? ck.json : cJSON_CreateNull());
+    cJSON *sj = summary ? cJSON_Parse(summary) : NULL;
+    vp_convert_free(summary);
+    if (sj) {
+        vp_cli_json_set(sj, "verify", ck.json ? ck.json : cJSON_CreateNull());
         ck.json = NULL;
-        vp_json_set_bool(summary, "check_only", check_only);
-        if (check_only) vp_json_set(summary, "out_dir", cJSON_CreateNull());
-        if (check_only) vp_json_set(summary, "config", cJSON_CreateNull());
+        vp_cli_json_set(sj, "check_only", cJSON_CreateBool(check_only));
+        if (check_only) vp_cli_json_set(sj, "out_dir", cJSON_CreateNull());
+        if (check_only) vp_cli_json_set(sj, "config", cJSON_CreateNull());
     }
     cJSON_Delete(ck.json);
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &old[i], NULL);
@@ -269,22 +274,18 @@ int cmd_convert(int argc, char **argv)
     int signo = atomic_load(&g_signo);
     if (signo && rc) {
         if (!o.quiet) fprintf(stderr, "vitport convert: interrupted by signal %d; nothing written\n", signo);
-        cJSON_Delete(summary);
+        cJSON_Delete(sj);
         return 128 + signo;
     }
     if (rc) {
         fprintf(stderr, "vitport convert: %s\n", err);
-        cJSON_Delete(summary);
+        cJSON_Delete(sj);
         return VP_EXIT_FAIL;
     }
     if (!o.quiet)
         fprintf(stderr, "vitport convert: %s %s; %s\n", check_only ? "checked" : "wrote", check_only ? pos[0] : pos[1],
                 no_verify ? "not verified (--no-verify)" : ck.summary[0] ? ck.summary : "not verified");
-    if (summary) {
-        char *text = vp_json_dump(summary, NULL);
-        if (text) fputs(text, stdout);
-        vp__free(text);
-        cJSON_Delete(summary);
-    }
+    vp_cli_json_print(sj);
+    cJSON_Delete(sj);
     return VP_EXIT_OK;
 }

@@ -7,8 +7,6 @@
 #include <string.h>
 
 #include "vitport/vitport.h"
-#include "hf/json.h"
-#include "core/internal.h"
 #include "cli.h"
 
 static void help(FILE *f)
@@ -61,26 +59,26 @@ cJSON *vp_cli_verify_json(const vp_verify *v, int rc)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
-    vp_json_set_str(j, "check", vp_verify_check(v));
-    vp_json_set_str(j, "class", vp_verify_class(v));
-    vp_json_set_bool(j, "passed", rc == VP_OK);
-    vp_json_set_bool(j, "engine_missing", vp_verify_engine_missing(v));
-    vp_json_set(j, "error", rc ? cJSON_CreateString(vp_verify_errmsg(v)) : cJSON_CreateNull());
+    vp_cli_json_set(j, "check", cJSON_CreateString(vp_verify_check(v)));
+    vp_cli_json_set(j, "class", cJSON_CreateString(vp_verify_class(v)));
+    vp_cli_json_set(j, "passed", cJSON_CreateBool(rc == VP_OK));
+    vp_cli_json_set(j, "engine_missing", cJSON_CreateBool(vp_verify_engine_missing(v)));
+    vp_cli_json_set(j, "error", rc ? cJSON_CreateString(vp_verify_errmsg(v)) : cJSON_CreateNull());
     const vp_verify_item *w = vp_verify_worst(v);
-    vp_json_set(j, "max_abs", w ? vp_json_float(isfinite(w->max_abs) ? w->max_abs : 1e308) : cJSON_CreateNull());
+    vp_cli_json_set(j, "max_abs", w ? cJSON_CreateNumber(isfinite(w->max_abs) ? w->max_abs : 1e308) : cJSON_CreateNull());
     cJSON *outs = cJSON_CreateArray();
     for (size_t i = 0; outs && i < vp_verify_count(v); i++) {
         const vp_verify_item *it = vp_verify_item_at(v, i);
         cJSON *o = cJSON_CreateObject();
-        vp_json_set_str(o, "name", it->name);
-        vp_json_set_str(o, "against", it->against);
-        vp_json_set_int(o, "numel", (int64_t)it->numel);
-        vp_json_set(o, "max_abs", vp_json_float(isfinite(it->max_abs) ? it->max_abs : 1e308));
-        vp_json_set(o, "tolerance", vp_json_float(it->tolerance));
-        vp_json_set_bool(o, "ok", it->ok);
+        vp_cli_json_set(o, "name", cJSON_CreateString(it->name));
+        vp_cli_json_set(o, "against", cJSON_CreateString(it->against));
+        vp_cli_json_set(o, "numel", cJSON_CreateNumber((double)((int64_t)it->numel)));
+        vp_cli_json_set(o, "max_abs", cJSON_CreateNumber(isfinite(it->max_abs) ? it->max_abs : 1e308));
+        vp_cli_json_set(o, "tolerance", cJSON_CreateNumber(it->tolerance));
+        vp_cli_json_set(o, "ok", cJSON_CreateBool(it->ok));
         cJSON_AddItemToArray(outs, o);
     }
-    vp_json_set(j, "outputs", outs);
+    vp_cli_json_set(j, "outputs", outs);
     return j;
 }
 
@@ -159,10 +157,8 @@ int cmd_verify(int argc, char **argv)
     int rc = vp_verify_run(v, dir, &o);
     if (json) {
         cJSON *j = vp_cli_verify_json(v, rc);
-        vp_json_set_str(j, "model_dir", dir);
-        char *text = j ? vp_json_dump(j, NULL) : NULL;
-        if (text) fputs(text, stdout);
-        vp__free(text);
+        vp_cli_json_set(j, "model_dir", cJSON_CreateString(dir));
+        vp_cli_json_print(j);
         cJSON_Delete(j);
     } else if (!quiet || rc) {
         for (size_t i = 0; i < vp_verify_count(v); i++) {
@@ -235,7 +231,7 @@ int vp_cli_convert_verify(void *arg, const char *tmp, const char *src, const cha
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vp_verify_errmsg(v));
         replace_all(msg, sizeof msg, tmp, ck->out_dir);
-        vp_json_set_str(ck->json, "error", msg);
+        vp_cli_json_set(ck->json, "error", cJSON_CreateString(msg));
     }
     if (rc == VP_OK) {
         char line[256];

@@ -133,6 +133,9 @@ VP_API size_t vp_source_count(const vp_source *src);
 
 /** Tensor i (0 <= i < count), in file order; NULL when out of range. */
 VP_API const vp_tensor *vp_source_tensor(const vp_source *src, size_t i);
+/** The whole table: vp_source_count() tensors, the i-th being
+ *  vp_source_tensor(src, i); valid until the source is closed. */
+VP_API const vp_tensor *vp_source_tensors(const vp_source *src, size_t *count);
 
 /** Index of the tensor named `name`, or -1. */
 VP_API long vp_source_find(const vp_source *src, const char *name);
@@ -273,4 +276,6 @@ VP_API const char *vp_st_writer_errmsg(const vp_st_writer *w);
 #include "vitport/text.h"
 #include "vitport/image.h"
 #include "vitport/verify.h"
+#include "vitport/convert.h"   /* conversion to the Hugging Face layout */
+
 #endif /* VITPORT_H */

@@ -8,12 +8,19 @@
  * transposes and permutes (permuted strides), reshapes (new shape over
  * contiguous values) and concatenation (several pieces).
  *
- * The engine (convert.c) then checks the plan strictly — every source
- * tensor used or dropped by a named rule, every tensor the target class
- * expects produced with the expected shape — and streams it to disk:
- * contiguous pieces with unchanged dtype go through copy_file_range, the
- * rest through a bounded buffer; output is written into a temporary
- * directory renamed into place only when complete.
+ * The seeds: the Hugging Face Transformers conversion scripts whose output a
+ * family reproduces (convert_vit_timm_to_pytorch.py, convert_dino_to_pytorch.py,
+ * convert_clip_original_pytorch_to_hf.py, convert_siglip_to_hf.py,
+ * convert_clipseg_original_pytorch_to_hf.py). "As the seed does" means: the
+ * same key mapping, tensor transforms, config.json and checks before saving
+ * as that script, without Python.
+ *
+ * The converter (src/convert/: converter.h lists its stages) then checks the
+ * plan strictly — every source tensor used or dropped by a named rule, every
+ * tensor the target class expects produced with the expected shape — and
+ * streams it to disk: contiguous pieces with unchanged dtype go through
+ * copy_file_range, the rest through a bounded buffer; output is written into
+ * a temporary directory renamed into place only when complete.
  *
  * How a family's build() goes:
  *   1. read sizes from the tensors, fill p->config (and p->preprocessor);
@@ -33,6 +40,7 @@
 #define VP_CONVERT_H
 
 #include <cjson/cJSON.h>
+#include "hf/config.h"
 #include "hf/json.h"
 #include <stdatomic.h>
 
@@ -70,41 +78,19 @@ typedef struct vp_expect {
     int64_t shape[VP_MAX_DIMS];
 } vp_expect;
 
+/* The tensor table a family's detect() scores: names, dtypes and shapes of
+ * a source (or of one sub-dictionary), no data. */
+typedef struct vp_table { const vp_tensor *t; size_t n; } vp_table;
+/* Index of name in the table (the first in table order), or -1. */
+long vp_table_find(const vp_table *tb, const char *name);
+
 enum { VP_SRC_UNUSED = 0, VP_SRC_USED = 1, VP_SRC_DROPPED = 2 };
 
-typedef struct vp_convert_opts {
-    const char *family;              /* "auto" or a family name */
-    const char *model_name;          /* --model-name */
-    const char *config_path;         /* --config: a config.json to start from */
-    const char *dtype;               /* "keep", "f32", "f16", "bf16"; NULL = family default */
-    uint64_t max_shard_size;         /* bytes; 0 = default 5 GB */
-    int force;
-    int quiet;
-    int json;
-    const char *bpe_vocab;           /* CLIP's bpe_simple_vocab_16e6.txt(.gz) */
-    const char *spm;                 /* SigLIP's SentencePiece model */
-    const char *labels;              /* file of class names, one per line (or an id2label JSON) */
-    const char **sets;               /* --set KEY=VALUE, nsets of them */
-    int nsets;
-    /* --- added with the engine --- */
-    const char *data_dir;            /* bundled data (imagenet_synsets.txt); NULL = $VITPORT_DATADIR */
-    int sync;                        /* --sync: fsync model files before the rename */
-    atomic_int *cancel;              /* when non-NULL and set non-zero (e.g. from a signal-waiting
-                                        thread), the engine stops, removes its temporary
-                                        directory and fails with "interrupted" */
-    int no_crc;                      /* --no-crc: do not check zip members' CRC-32 (vp_source_set_crc_check) */
-    /* --- verification (src/verify; the CLI sets it) --- */
-    /* When non-NULL, called with the complete temporary output directory
-     * just before it would be published: non-zero fails the conversion
-     * (nothing is written, OUT_DIR is untouched, err says why). `key` is the
-     * sub-dictionary converted (or NULL), `family` the converter's name. */
-    int (*verify)(void *arg, const char *tmp_dir, const char *src_path, const char *key,
-                  const char *family, char *err, size_t errlen);
-    void *verify_arg;
-} vp_convert_opts;
+/* vp_convert_opts: include/vitport/convert.h */
 
 typedef struct vp_plan {
     vp_source *src;
+    vp_table table;                  /* src's tensor table */
     const vp_convert_opts *opts;
     vp_arena arena;                  /* names and strings of the plan */
     vp_out *outs; size_t nouts, capouts;
@@ -119,8 +105,9 @@ typedef struct vp_plan {
     struct vp_extra_file { const char *name; char *data; size_t len; } *extra; size_t nextra;
     const char *family;              /* chosen family name */
     const char *hf_class;            /* architectures[0] */
-    char err[1024];
-    /* --- added with the engine --- */
+    char err[1024];                  /* the message of the last vp_plan_fail ... */
+    int errcode;                     /* ... and its code */
+    /* --- added later --- */
     const char *key;                 /* the sub-dictionary converted (--key or chosen), or NULL */
     int overrides_applied;           /* set by vp_plan_apply_overrides */
     uint8_t *partial;                /* per source tensor: 1 = deliberately used in part */
@@ -131,32 +118,42 @@ typedef struct vp_plan {
 } vp_plan;
 
 typedef struct vp_family {
-    const char *name;                /* "vit", "deit", "dino", "clip", "siglip", "clipseg" */
+    const char *name;                /* as listed in VP_FAMILIES */
     const char *summary;             /* one line for --help */
-    /* 0 = not this family; higher = more confident. */
-    int (*detect)(const vp_source *src);
+    /* 0 = not this family; higher = more confident. The scale, shared by
+     * every family: 1-10 a generic timm ViT layout (vit 3-10, deit 2, dino 2),
+     * 20-30 a layout that names its variant (deit 20 with dist_token, dino 25
+     * under backbone., 30 with its projection head), 60-90 a layout only
+     * one family has (clip 60, siglip 80, clipseg 90: CLIPSeg holds a CLIP).
+     * --model-name's prefix settles among the families scoring > 0. */
+    int (*detect)(const vp_table *tb);
     /* Fill the plan (outs, expect, config, preprocessor, extras, state).
      * Return VP_OK or an error code with p->err set. */
     int (*build)(vp_plan *p);
     /* --- optional (zero = none) --- */
     /* When no --key is given and the model sits in sub-dictionaries of which
      * several look like this family (DINO: 'student' and 'teacher'), the
-     * first of these present is converted (and the engine says so);
-     * otherwise the engine fails listing the candidates. NULL-terminated. */
+     * first of these present is converted (and the converter says so);
+     * otherwise the converter fails listing the candidates. NULL-terminated. */
     const char *const *prefer_keys;
     /* --model-name prefixes that select this family among those that
      * recognise the tensors (default: the family name). NULL-terminated. */
     const char *const *name_prefixes;
 } vp_family;
 
-/* The family objects, one per convert_*.c, each defining exactly one. */
-extern const vp_family vp_family_vit, vp_family_deit, vp_family_dino;
-extern const vp_family vp_family_clip, vp_family_siglip, vp_family_clipseg;
+/* The families, listed once, in the order detection tries them: each name
+ * N is a `const vp_family vp_family_N` defined in a convert_*.c (vit and
+ * deit in convert_vit.c, the others in convert_N.c) with .name = "N". */
+#define VP_FAMILIES(X) X(vit) X(deit) X(dino) X(clip) X(siglip) X(clipseg)
 
-/* The families, NULL-terminated (convert.c). */
+#define VP_FAMILY_DECLARE(name) extern const vp_family vp_family_##name;
+VP_FAMILIES(VP_FAMILY_DECLARE)
+#undef VP_FAMILY_DECLARE
+
+/* The families, NULL-terminated (family.c). */
 extern const vp_family *const vp_families[];
 
-/* ---- helpers for families (convert.c) ---------------------------------- */
+/* ---- helpers for families (plan.c) -------------------------------------- */
 int vp_plan_fail(vp_plan *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Source tensor index by printf-formatted name, or -1. */
 long vp_plan_src(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -193,13 +190,21 @@ void vp_plan_partial(vp_plan *p, long src, const char *rule);
 int vp_plan_expect(vp_plan *p, const char *name, int ndim, const int64_t *shape);
 /* Extra file to write (copied). */
 int vp_plan_extra(vp_plan *p, const char *name, const char *data, size_t len);
-/* Apply --config and --set to p->config, checking them (convert.c). Call it
+/* Apply --config and --set to p->config, checking them (plan.c). Call it
  * once, after the inferred config is complete and before reading back the
  * values expectations are built from. If a family does not call it, the
- * engine does after build() (then it cannot change the expectations). */
+ * converter does after build() (then it cannot change the expectations). */
 int vp_plan_apply_overrides(vp_plan *p);
+/* Integer config field p->config[sub][key] (sub NULL: top level), the
+ * default in defs when absent (src/hf/config.h); fails (p->err) when
+ * neither gives an integer. */
+int vp_plan_cfg_int(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t *out);
+/* As vp_plan_cfg_int, and the value must equal what the tensors say. */
+int vp_plan_cfg_expect(vp_plan *p, const char *sub, const char *key, const vp_hf_default *defs, int64_t want);
 /* Arena-formatted string owned by the plan. */
 const char *vp_plan_strf(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "[3, 4]": t's shape (plan-owned). */
+const char *vp_plan_shape_str(vp_plan *p, const vp_tensor *t);
 /* An informational line for the user ("using 6 heads from --model-name");
  * printed on stderr unless --quiet. */
 void vp_plan_note(vp_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -210,21 +215,9 @@ void vp_plan_note(vp_plan *p, const char *fmt, ...) __attribute__((format(printf
  * DINO training checkpoints). `dino` only changes how messages name it. */
 int vp_vit_build(vp_plan *p, const char *pre, int dino);
 /* Score for a timm-layout ViT under prefix pre (0 = not one). */
-int vp_vit_detect_prefix(const vp_source *src, const char *pre);
+int vp_vit_detect_prefix(const vp_table *tb, const char *pre);
 
-/* ---- the engine --------------------------------------------------------- */
-/* Pick the family (opts->family or detection), build, check, write OUT_DIR
- * atomically. Errors go to err (one line). Progress to stderr unless quiet. */
-int vp_convert(const char *src_path, const char *key, const char *out_dir,
-               const vp_convert_opts *opts, char *err, size_t errlen);
-/* As vp_convert; when summary is non-NULL it receives (on success) the
- * --json summary object: family, class, out_dir, config, tensors, bytes,
- * shards, seconds, dtype, key, dropped [{rule, count}]. Caller deletes it. */
-int vp_convert_ex(const char *src_path, const char *key, const char *out_dir,
-                  const vp_convert_opts *opts, char *err, size_t errlen, cJSON **summary);
-
-/* Parse a size like "5GB", "500MB", "2GiB", "123" (bytes) as transformers
- * does (kB/MB/GB = powers of 1000, KiB/MiB/GiB = powers of 1024). */
-int vp_parse_size(const char *s, uint64_t *out);
+/* The converter itself (vp_convert, vp_convert_ex, vp_parse_size) is public:
+ * include/vitport/convert.h. */
 
 #endif

@@ -30,6 +30,7 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
+
 /* OpenAI's normalisation constants (clip/clip.py _transform). */
 static const double openai_mean[3] = { 0.48145466, 0.4578275, 0.40821073 };
 static const double openai_std[3] = { 0.26862954, 0.26130258, 0.27577711 };
@@ -50,11 +51,11 @@ static int wrapper_prefix(const char *name, size_t n)
     return 1;
 }
 
-size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *prefix_len)
+size_t vp_clip_count_suffix(const vp_table *tb, const char *suffix, size_t *prefix_len)
 {
-    size_t count = 0, sl = strlen(suffix), n = vp_source_count(src);
+    size_t count = 0, sl = strlen(suffix), n = tb->n;
     for (size_t i = 0; i < n; i++) {
-        const char *name = vp_source_tensor(src, i)->name;
+        const char *name = tb->t[i].name;
         size_t nl = strlen(name);
         if (nl < sl || strcmp(name + nl - sl, suffix) || !wrapper_prefix(name, nl - sl)) continue;
         if (!count && prefix_len) *prefix_len = nl - sl;
@@ -65,7 +66,7 @@ size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *pr
 
 const char *vp_clip_find_prefix(vp_plan *p, const char *suffix)
 {
-    size_t len = 0, n = vp_clip_count_suffix(p->src, suffix, &len);
+    size_t len = 0, n = vp_clip_count_suffix(&p->table, suffix, &len);
     if (n == 1) {
         for (size_t i = 0; i < vp_source_count(p->src); i++) {
             const char *name = vp_source_tensor(p->src, i)->name;
@@ -99,17 +100,6 @@ const vp_tensor *vp_clip_get(vp_plan *p, long *idx, const char *name)
     return i < 0 ? NULL : vp_plan_tensor(p, i);
 }
 
-const char *vp_clip_shape_str(vp_plan *p, const vp_tensor *t)
-{
-    char buf[8 * 24 + 4];
-    size_t n = 0;
-    buf[n++] = '[';
-    for (int i = 0; i < t->ndim; i++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    snprintf(buf + n, sizeof buf - n, "]");
-    return vp_plan_strf(p, "%s", buf);
-}
-
 int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt)
 {
     int64_t n = 0;
@@ -123,90 +113,12 @@ int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt)
     }
 }
 
-int64_t vp_clip_isqrt(int64_t n)
-{
-    if (n < 0) return -1;
-    int64_t r = (int64_t)sqrt((double)n);   /* exact after the corrections below */
-    while (r > 0 && r > n / r) r--;
-    while ((r + 1) <= n / (r + 1)) r++;
-    return r * r == n ? r : -1;
-}
-
-/* ---- config helpers ------------------------------------------------------ */
-
-cJSON *vp_cfg_child(cJSON *parent, const char *key)
-{
-    cJSON *c = cJSON_GetObjectItemCaseSensitive(parent, key);
-    if (c) return cJSON_IsObject(c) ? c : NULL;
-    c = cJSON_CreateObject();
-    if (!c || vp_json_set(parent, key, c) != VP_OK) return NULL;
-    return c;
-}
-
-int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out)
-{
-    const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(p->config, sub) : p->config;
-    /* a sub-config given as something else (--set text_config=[1]) would
-     * otherwise read as all defaults, and be written as it is */
-    if (o && !cJSON_IsObject(o)) return vp_plan_fail(p, VP_ERR_ARG, "config field %s must be an object", sub);
-    const char *path = sub ? vp_plan_strf(p, "%s.%s", sub, key) : key;
-    if (o && cJSON_GetObjectItemCaseSensitive(o, key)) {
-        if (!vp_json_get_int(o, key, out))
-            return vp_plan_fail(p, VP_ERR_ARG, "config field %s is not an integer", path);
-        return VP_OK;
-    }
-    const vp_cfg_default *d = vp_cfg_find_default(defs, key);
-    if (d && !d->is_str) { *out = (int64_t)d->num; return VP_OK; }
-    return vp_plan_fail(p, VP_ERR_ARG, "config field %s is missing: give it with --set %s=N", path, path);
-}
-
-int vp_cfg_expect_eq(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t want)
-{
-    int64_t v;
-    int rc = vp_cfg_get(p, sub, key, defs, &v);
-    if (rc) return rc;
-    if (v != want)
-        return vp_plan_fail(p, VP_ERR_MISMATCH, "config field %s%s%s = %lld, but the tensors give %lld",
-                            sub ? sub : "", sub ? "." : "", key, (long long)v, (long long)want);
-    return VP_OK;
-}
-
-void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs)
-{
-    cJSON *it = cJSON_IsObject(o) ? o->child : NULL;   /* an array's items have no key */
-    while (it) {
-        cJSON *next = it->next;
-        const vp_cfg_default *d = vp_cfg_find_default(defs, it->string);
-        int same = d && (d->is_str ? cJSON_IsString(it) && !strcmp(it->valuestring, d->str)
-                                   : cJSON_IsNumber(it) && it->valuedouble == d->num);
-        if (same) cJSON_Delete(cJSON_DetachItemViaPointer(o, it));
-        it = next;
-    }
-}
-
-cJSON *vp_cfg_floats(const double *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) {
-        cJSON *f = vp_json_float(v[i]);
-        if (!f || !cJSON_AddItemToArray(a, f)) { cJSON_Delete(f); cJSON_Delete(a); return NULL; }
-    }
-    return a;
-}
-
-cJSON *vp_cfg_hw(int64_t h, int64_t w)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o && (vp_json_set_int(o, "height", h) || vp_json_set_int(o, "width", w))) { cJSON_Delete(o); o = NULL; }
-    return o;
-}
-
 /* ---- reading the sizes --------------------------------------------------- */
 
 static int shape_fail(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 /* Read an integer scalar buffer (input_resolution, ...); 0 when absent. */
@@ -243,7 +155,7 @@ static int read_vision_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
     t = vp_clip_get(p, NULL, n);
     if (!t || t->ndim != 2 || t->shape[1] != d->v_width || t->shape[0] < 2)
         return shape_fail(p, n, t, vp_plan_strf(p, "[1 + grid*grid, %lld]", (long long)d->v_width));
-    d->v_grid = vp_clip_isqrt(t->shape[0] - 1);
+    d->v_grid = vp__isqrt(t->shape[0] - 1);
     if (d->v_grid < 1)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has %lld positions: not 1 + a square patch grid", n,
                             (long long)t->shape[0]);
@@ -321,7 +233,7 @@ int vp_clip_read_dims(vp_plan *p, const char *pre, vp_clip_dims *d)
 int vp_clip_fill_subconfigs(vp_plan *p, cJSON *cfg, const vp_clip_dims *d, const char *text_type,
                             const char *vision_type, int with_proj)
 {
-    cJSON *t = vp_cfg_child(cfg, "text_config"), *v = vp_cfg_child(cfg, "vision_config");
+    cJSON *t = vp_hf_child(cfg, "text_config"), *v = vp_hf_child(cfg, "vision_config");
     if (!t || !v) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     int rc = 0;
     /* OpenAI's vocabulary ends with <|startoftext|>, <|endoftext|>. */
@@ -349,13 +261,13 @@ int vp_clip_fill_subconfigs(vp_plan *p, cJSON *cfg, const vp_clip_dims *d, const
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int check_heads(vp_plan *p, const char *sub, const vp_cfg_default *defs, int64_t width, int64_t *heads)
+static int check_heads(vp_plan *p, const char *sub, const vp_hf_default *defs, int64_t width, int64_t *heads)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p->config, sub);
     if (!cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads") && width % 64)
         return vp_plan_fail(p, VP_ERR_ARG, "%s width %lld is not a multiple of 64, so the head count cannot be "
                             "assumed: give it with --set %s.num_attention_heads=N", sub, (long long)width, sub);
-    int rc = vp_cfg_get(p, sub, "num_attention_heads", defs, heads);
+    int rc = vp_plan_cfg_int(p, sub, "num_attention_heads", defs, heads);
     if (rc) return rc;
     if (*heads < 1 || width % *heads)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "%s.num_attention_heads = %lld does not divide the width %lld",
@@ -365,27 +277,27 @@ static int check_heads(vp_plan *p, const char *sub, const vp_cfg_default *defs, 
 
 int vp_clip_readback(vp_plan *p, const vp_clip_dims *d, int with_proj, vp_clip_dims *c)
 {
-    const vp_cfg_default *td = with_proj ? vp_clip_text_defaults : vp_clipseg_text_defaults;
-    const vp_cfg_default *vd = with_proj ? vp_clip_vision_defaults : vp_clipseg_vision_defaults;
+    const vp_hf_default *td = with_proj ? vp_hf_clip_text_defaults : vp_hf_clipseg_text_defaults;
+    const vp_hf_default *vd = with_proj ? vp_hf_clip_vision_defaults : vp_hf_clipseg_vision_defaults;
     *c = *d;
     int rc = 0;
     static const char *T = "text_config", *V = "vision_config";
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", td, d->t_vocab);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "hidden_size", td, d->t_width);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "intermediate_size", td, d->t_mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", td, d->t_ctx);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "num_hidden_layers", td, d->t_layers);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "hidden_size", vd, d->v_width);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "intermediate_size", vd, d->v_mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_hidden_layers", vd, d->v_layers);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", vd, d->v_patch);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", vd, d->v_channels);
-    if (!rc) rc = vp_cfg_expect_eq(p, NULL, "projection_dim", NULL, d->proj);
-    if (!rc && with_proj) rc = vp_cfg_expect_eq(p, T, "projection_dim", td, d->proj);
-    if (!rc && with_proj) rc = vp_cfg_expect_eq(p, V, "projection_dim", vd, d->proj);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "vocab_size", td, d->t_vocab);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "hidden_size", td, d->t_width);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "intermediate_size", td, d->t_mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "max_position_embeddings", td, d->t_ctx);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "num_hidden_layers", td, d->t_layers);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "hidden_size", vd, d->v_width);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "intermediate_size", vd, d->v_mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_hidden_layers", vd, d->v_layers);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "patch_size", vd, d->v_patch);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_channels", vd, d->v_channels);
+    if (!rc) rc = vp_plan_cfg_expect(p, NULL, "projection_dim", NULL, d->proj);
+    if (!rc && with_proj) rc = vp_plan_cfg_expect(p, T, "projection_dim", td, d->proj);
+    if (!rc && with_proj) rc = vp_plan_cfg_expect(p, V, "projection_dim", vd, d->proj);
     if (!rc) rc = check_heads(p, T, td, d->t_width, &c->t_heads);
     if (!rc) rc = check_heads(p, V, vd, d->v_width, &c->v_heads);
-    if (!rc) rc = vp_cfg_get(p, V, "image_size", vd, &c->v_image);
+    if (!rc) rc = vp_plan_cfg_int(p, V, "image_size", vd, &c->v_image);
     if (rc) return rc;
     /* transformers sizes the position table as (image_size // patch_size)^2 + 1. */
     if (c->v_image < 1 || c->v_image / d->v_patch != d->v_grid)
@@ -404,10 +316,10 @@ int vp_clip_split_qkv(vp_plan *p, long w, long b, const char *dst_attn, int64_t 
     const vp_tensor *tw = w >= 0 ? vp_plan_tensor(p, w) : NULL, *tb = b >= 0 ? vp_plan_tensor(p, b) : NULL;
     if (tw && (tw->ndim != 2 || tw->shape[0] != 3 * dim || tw->shape[1] != dim))
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected [%lld, %lld] (q, k, v stacked)",
-                            tw->name, vp_clip_shape_str(p, tw), (long long)(3 * dim), (long long)dim);
+                            tw->name, vp_plan_shape_str(p, tw), (long long)(3 * dim), (long long)dim);
     if (tb && (tb->ndim != 1 || tb->shape[0] != 3 * dim))
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected [%lld]", tb->name,
-                            vp_clip_shape_str(p, tb), (long long)(3 * dim));
+                            vp_plan_shape_str(p, tb), (long long)(3 * dim));
     for (int i = 0; i < 3; i++) {
         int rc = vp_plan_rows(p, vp_plan_strf(p, "%s.%s.weight", dst_attn, qkv[i]), w, i * dim, dim, rule);
         if (!rc) rc = vp_plan_rows(p, vp_plan_strf(p, "%s.%s.bias", dst_attn, qkv[i]), b, i * dim, dim, rule);
@@ -556,8 +468,8 @@ int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processo
     if (!p->opts || !p->opts->bpe_vocab) return VP_OK;
     vp_text_file files[4];
     char err[512];
-    if (vp_bpe_tokenizer_files(p->opts->bpe_vocab, vocab, ctx, processor_class, files, err, sizeof err))
-        return vp_plan_fail(p, VP_ERR_FORMAT, "--bpe-vocab %s", err);
+    int trc = vp_bpe_tokenizer_files(p->opts->bpe_vocab, vocab, ctx, processor_class, files, err, sizeof err);
+    if (trc) return vp_plan_fail(p, trc, "--bpe-vocab %s", err);
     int rc = VP_OK;
     for (int i = 0; !rc && i < 4; i++) rc = vp_plan_extra(p, files[i].name, files[i].data, files[i].len);
     vp_text_files_free(files, 4);
@@ -566,11 +478,11 @@ int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processo
 
 /* ---- the CLIP family ----------------------------------------------------- */
 
-static int clip_detect(const vp_source *src)
+static int clip_detect(const vp_table *tb)
 {
-    size_t n = vp_clip_count_suffix(src, "visual.conv1.weight", NULL);
-    if (!n) n = vp_clip_count_suffix(src, "visual.attnpool.c_proj.weight", NULL);   /* ResNet: refused in build */
-    if (!n || !vp_clip_count_suffix(src, "token_embedding.weight", NULL)) return 0;
+    size_t n = vp_clip_count_suffix(tb, "visual.conv1.weight", NULL);
+    if (!n) n = vp_clip_count_suffix(tb, "visual.attnpool.c_proj.weight", NULL);   /* ResNet: refused in build */
+    if (!n || !vp_clip_count_suffix(tb, "token_embedding.weight", NULL)) return 0;
     return 60;
 }
 
@@ -580,15 +492,15 @@ static int clip_preprocessor(vp_plan *p, int64_t image, int with_tokenizer)
     cJSON_Delete(p->preprocessor);
     p->preprocessor = o;
     if (!o) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
-    int rc = vp_json_set(o, "crop_size", vp_cfg_hw(image, image));
+    int rc = vp_json_set(o, "crop_size", vp_hf_hw(image, image));
     rc |= vp_json_set_bool(o, "do_center_crop", 1);
     rc |= vp_json_set_bool(o, "do_convert_rgb", 1);
     rc |= vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(openai_mean, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(openai_mean, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "CLIPImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(openai_std, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(openai_std, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "CLIPProcessor");
     rc |= vp_json_set_int(o, "resample", 3);   /* PIL bicubic, as OpenAI's transform */
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
@@ -602,17 +514,17 @@ static int clip_build(vp_plan *p)
 {
     /* A ResNet tower has no class embedding: locate it by its pooling head
      * so that read_dims refuses it by name rather than "not found". */
-    const char *anchor = vp_clip_count_suffix(p->src, "visual.class_embedding", NULL) ? "visual.class_embedding"
+    const char *anchor = vp_clip_count_suffix(&p->table, "visual.class_embedding", NULL) ? "visual.class_embedding"
                                                                                       : "visual.attnpool.c_proj.weight";
     const char *pre = vp_clip_find_prefix(p, anchor);
-    if (!pre) return vp_clip_count_suffix(p->src, anchor, NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, anchor, NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     vp_clip_dims d, c;
     int rc = vp_clip_read_dims(p, pre, &d);
     if (rc) return rc;
     if (*pre) vp_plan_note(p, "model found under '%s'", pre);
 
     p->hf_class = "CLIPModel";
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     cJSON *arch = cJSON_CreateStringArray((const char *const[]){ "CLIPModel" }, 1);
     if (!cfg || vp_json_set(cfg, "architectures", arch) || vp_json_set_float(cfg, "initializer_factor", 1.0) ||
@@ -630,8 +542,8 @@ static int clip_build(vp_plan *p)
     if (!rc) rc = clip_preprocessor(p, c.v_image, p->opts && p->opts->bpe_vocab);
     if (!rc) rc = vp_clip_add_bpe(p, d.t_vocab, d.t_ctx, "CLIPProcessor");
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(cfg, "text_config"), vp_clip_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(cfg, "vision_config"), vp_clip_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(cfg, "text_config"), vp_hf_clip_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(cfg, "vision_config"), vp_hf_clip_vision_defaults);
     return VP_OK;
 }
 

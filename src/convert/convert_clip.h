@@ -1,23 +1,23 @@
 /*
  * Shared by the CLIP-like families (convert_clip.c, convert_clipseg.c,
  * convert_siglip.c): locating a model inside a training checkpoint, the
- * OpenAI CLIP tower mapping, and config.json helpers that produce what
- * transformers 4.x's save_pretrained writes for composite configs (every
- * top-level field; in text_config / vision_config only model_type and the
- * fields that differ from the sub-config class's defaults).
+ * OpenAI CLIP tower mapping. The config.json helpers they use (sub-config
+ * defaults, pruning, fields read with defaults) are in src/hf/config.h:
+ * transformers 4.x's save_pretrained writes every top-level field of a
+ * composite config, and in text_config / vision_config only model_type and
+ * the fields that differ from the sub-config class's defaults.
  */
 #ifndef VP_CONVERT_CLIP_H
 #define VP_CONVERT_CLIP_H
 
 #include "convert/convert.h"
-#include "hf/config_defaults.h"
 
 /* ---- locating the model in a checkpoint --------------------------------- */
 /* Tensors named PREFIX + suffix where PREFIX is a checkpoint wrapper: any
  * container keys ("state_dict/", "model_state_dict/": ending in '/')
  * followed by any number of "module." (DataParallel). Returns how many
  * match; *prefix_len receives the first one's prefix length. */
-size_t vp_clip_count_suffix(const vp_source *src, const char *suffix, size_t *prefix_len);
+size_t vp_clip_count_suffix(const vp_table *tb, const char *suffix, size_t *prefix_len);
 /* The prefix of the one such tensor (plan-owned string), or NULL when none
  * or several match (p->err set to say which). */
 const char *vp_clip_find_prefix(vp_plan *p, const char *suffix);
@@ -27,13 +27,9 @@ void vp_clip_drop_outside(vp_plan *p, const char *prefix);
 
 /* Tensor `name` (already formatted), or NULL; *idx receives its index or -1. */
 const vp_tensor *vp_clip_get(vp_plan *p, long *idx, const char *name);
-/* "[3, 4]" (plan-owned). */
-const char *vp_clip_shape_str(vp_plan *p, const vp_tensor *t);
 /* Consecutive blocks: the count of i = 0, 1, ... for which
  * prefix + printf(fmt, i) exists. */
 int64_t vp_clip_count_layers(vp_plan *p, const char *prefix, const char *fmt);
-/* Square root when n is a perfect square, else -1. */
-int64_t vp_clip_isqrt(int64_t n);
 
 /* ---- the OpenAI CLIP towers --------------------------------------------- */
 typedef struct vp_clip_dims {
@@ -69,22 +65,6 @@ int vp_clip_split_qkv(vp_plan *p, long w, long b, const char *dst_attn, int64_t 
 /* Expectations for one pre-norm encoder layer of width w and MLP m, in
  * CLIP's module order (self_attn, layer_norm1, mlp, layer_norm2). */
 int vp_clip_expect_layer(vp_plan *p, const char *dst_layer, int64_t w, int64_t m);
-
-/* ---- config.json helpers ------------------------------------------------ */
-/* obj[key] as an object, created when absent (NULL on OOM or a non-object). */
-cJSON *vp_cfg_child(cJSON *parent, const char *key);
-/* Integer sub[key] (sub = "text_config", "vision_config" or NULL for the
- * top level), falling back to the default in defs when the field is absent.
- * Fails (p->err) when neither gives an integer. */
-int vp_cfg_get(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t *out);
-/* As vp_cfg_get, and the value must equal what the tensors say. */
-int vp_cfg_expect_eq(vp_plan *p, const char *sub, const char *key, const vp_cfg_default *defs, int64_t want);
-/* Remove the fields equal to their defaults (model_type is kept). The
- * defs list ends with a NULL key. */
-void vp_cfg_prune(cJSON *o, const vp_cfg_default *defs);
-/* A JSON array of floats / a {"height", "width"} object. */
-cJSON *vp_cfg_floats(const double *v, int n);
-cJSON *vp_cfg_hw(int64_t h, int64_t w);
 
 /* The tokenizer files from opts->bpe_vocab, when given. */
 int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processor_class);

@@ -37,7 +37,7 @@ typedef struct seg_dims {
 static int bad(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 static int read_decoder(vp_plan *p, const char *pre, const vp_clip_dims *cd, seg_dims *s)
@@ -86,7 +86,7 @@ static int check_model_name(vp_plan *p, const seg_dims *s)
 
 static int fill_config(vp_plan *p, const vp_clip_dims *d, const seg_dims *s)
 {
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     if (!cfg) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     static const int64_t extract[3] = { 3, 6, 9 };   /* CLIPDensePredT's default */
@@ -115,9 +115,9 @@ static int fill_config(vp_plan *p, const vp_clip_dims *d, const seg_dims *s)
  * layer that exists), the decoder's head count and the fixed sizes. */
 static int readback(vp_plan *p, const vp_clip_dims *c, const seg_dims *s, int64_t *dec_heads)
 {
-    int rc = vp_cfg_expect_eq(p, NULL, "reduce_dim", NULL, s->rd);
-    if (!rc) rc = vp_cfg_expect_eq(p, NULL, "decoder_intermediate_size", NULL, s->dec_mlp);
-    if (!rc) rc = vp_cfg_get(p, NULL, "decoder_num_attention_heads", NULL, dec_heads);
+    int rc = vp_plan_cfg_expect(p, NULL, "reduce_dim", NULL, s->rd);
+    if (!rc) rc = vp_plan_cfg_expect(p, NULL, "decoder_intermediate_size", NULL, s->dec_mlp);
+    if (!rc) rc = vp_plan_cfg_int(p, NULL, "decoder_num_attention_heads", NULL, dec_heads);
     if (rc) return rc;
     if (*dec_heads < 1 || s->rd % *dec_heads)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "decoder_num_attention_heads = %lld does not divide reduce_dim %lld",
@@ -241,20 +241,20 @@ static int preprocessor(vp_plan *p, int with_tokenizer)
     int rc = vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(imagenet_mean, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(imagenet_mean, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "ViTImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(imagenet_std, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(imagenet_std, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "CLIPSegProcessor");
     rc |= vp_json_set_int(o, "resample", 2);
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
-    rc |= vp_json_set(o, "size", vp_cfg_hw(352, 352));   /* the seed's ViTImageProcessor(size=352) */
+    rc |= vp_json_set(o, "size", vp_hf_hw(352, 352));   /* the seed's ViTImageProcessor(size=352) */
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int clipseg_detect(const vp_source *src)
+static int clipseg_detect(const vp_table *tb)
 {
     size_t len = 0;
-    if (!vp_clip_count_suffix(src, "film_mul.weight", &len)) return 0;
+    if (!vp_clip_count_suffix(tb, "film_mul.weight", &len)) return 0;
     /* With or without CLIP's weights: build() says what is missing. */
     return 90;
 }
@@ -262,7 +262,7 @@ static int clipseg_detect(const vp_source *src)
 static int clipseg_build(vp_plan *p)
 {
     const char *pre = vp_clip_find_prefix(p, "film_mul.weight");
-    if (!pre) return vp_clip_count_suffix(p->src, "film_mul.weight", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, "film_mul.weight", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     const char *clip = vp_plan_strf(p, "%sclip_model.", pre);
     if (vp_plan_src(p, "%svisual.class_embedding", clip) < 0 && vp_plan_src(p, "%svisual.attnpool.c_proj.weight", clip) < 0)
         return vp_plan_fail(p, VP_ERR_UNSUPPORTED, "this CLIPSeg checkpoint holds only the decoder (no %svisual.*: the "
@@ -290,8 +290,8 @@ static int clipseg_build(vp_plan *p)
     if (!rc) rc = preprocessor(p, p->opts && p->opts->bpe_vocab);
     if (!rc) rc = vp_clip_add_bpe(p, d.t_vocab, d.t_ctx, "CLIPSegProcessor");
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_clipseg_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_clipseg_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_clipseg_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_clipseg_vision_defaults);
     return VP_OK;
 }
 

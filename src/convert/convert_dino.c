@@ -4,7 +4,7 @@
  * dict, ViT-S/B at patch 8 and 16) and full training checkpoints: there the
  * networks sit under 'student' (DistributedDataParallel: "module.") and
  * 'teacher', each a MultiCropWrapper ("backbone." + the DINO projection
- * "head."); the engine picks 'teacher' unless --key says otherwise, the
+ * "head."); the converter picks 'teacher' unless --key says otherwise, the
  * prefixes are stripped and the projection head is dropped by a named rule.
  */
 #include <stdio.h>
@@ -15,10 +15,10 @@
 /* Longest first, so "module.backbone." wins over "module.". */
 static const char *const PREFIXES[] = {"module.backbone.", "backbone.", "module.", ""};
 
-static const char *backbone_prefix(const vp_source *src, int *score)
+static const char *backbone_prefix(const vp_table *tb, int *score)
 {
     for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
-        int s = vp_vit_detect_prefix(src, PREFIXES[i]);
+        int s = vp_vit_detect_prefix(tb, PREFIXES[i]);
         if (s) { *score = s; return PREFIXES[i]; }
     }
     *score = 0;
@@ -34,22 +34,22 @@ static void wrapper_prefix(const char *pre, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)n, pre);
 }
 
-static bool has_dino_head(const vp_source *src, const char *wrap)
+static bool has_dino_head(const vp_table *tb, const char *wrap)
 {
     char a[128], b[128];
     snprintf(a, sizeof a, "%shead.last_layer.weight_v", wrap);
     snprintf(b, sizeof b, "%shead.last_layer.weight", wrap);
-    return vp_source_find(src, a) >= 0 || vp_source_find(src, b) >= 0;
+    return vp_table_find(tb, a) >= 0 || vp_table_find(tb, b) >= 0;
 }
 
-static int detect_dino(const vp_source *src)
+static int detect_dino(const vp_table *tb)
 {
     int s;
-    const char *pre = backbone_prefix(src, &s);
+    const char *pre = backbone_prefix(tb, &s);
     if (!pre) return 0;
     char wrap[32];
     wrapper_prefix(pre, wrap, sizeof wrap);
-    if (has_dino_head(src, wrap)) return 30;
+    if (has_dino_head(tb, wrap)) return 30;
     if (strstr(pre, "backbone.")) return 25;
     /* a plain (or DDP "module.") backbone is a timm ViT too: DINO only by
      * --model-name dino_* or --family dino */
@@ -59,7 +59,7 @@ static int detect_dino(const vp_source *src)
 static int build_dino(vp_plan *p)
 {
     int s;
-    const char *pre = backbone_prefix(p->src, &s);
+    const char *pre = backbone_prefix(&p->table, &s);
     if (!pre) return vp_plan_fail(p, VP_ERR_FORMAT, "no DINO ViT backbone (blocks.N with a patch embedding) found");
     char wrap[32], head[64];
     wrapper_prefix(pre, wrap, sizeof wrap);

@@ -22,7 +22,6 @@
 #include "convert/convert_clip.h"
 #include "text/text.h"
 
-
 static const double half3[3] = { 0.5, 0.5, 0.5 };
 
 typedef struct tower {
@@ -40,7 +39,7 @@ typedef struct siglip_dims {
 static int bad_shape(vp_plan *p, const char *name, const vp_tensor *t, const char *want)
 {
     if (!t) return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s is missing", name);
-    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_clip_shape_str(p, t), want);
+    return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has shape %s, expected %s", name, vp_plan_shape_str(p, t), want);
 }
 
 /* Layers, MLP width and heads of one encoder. */
@@ -77,7 +76,7 @@ static int read_dims(vp_plan *p, const char *pre, siglip_dims *d)
     t = vp_clip_get(p, NULL, n);
     if (!t || t->ndim < 2 || t->shape[t->ndim - 1] != d->v.width)
         return bad_shape(p, n, t, vp_plan_strf(p, "[1, grid*grid, %lld]", (long long)d->v.width));
-    d->grid = vp_clip_isqrt((int64_t)(t->numel / (uint64_t)d->v.width));
+    d->grid = vp__isqrt((int64_t)(t->numel / (uint64_t)d->v.width));
     if (d->grid < 1)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s has %llu positions: not a square patch grid", n,
                             (unsigned long long)(t->numel / (uint64_t)d->v.width));
@@ -140,7 +139,7 @@ static int64_t guess_image(int64_t grid, int64_t patch)
 
 static int fill_config(vp_plan *p, const siglip_dims *d)
 {
-    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the engine may have made it */
+    cJSON *cfg = p->config ? p->config : cJSON_CreateObject();   /* the converter may have made it */
     p->config = cfg;
     if (!cfg) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     int64_t name_heads, name_patch, name_image;
@@ -154,7 +153,7 @@ static int fill_config(vp_plan *p, const siglip_dims *d)
     rc |= vp_json_set_float(cfg, "initializer_factor", 1.0);
     rc |= vp_json_set_str(cfg, "model_type", "siglip");
     rc |= vp_json_set_str(cfg, "torch_dtype", "float32");
-    cJSON *t = vp_cfg_child(cfg, "text_config"), *v = vp_cfg_child(cfg, "vision_config");
+    cJSON *t = vp_hf_child(cfg, "text_config"), *v = vp_hf_child(cfg, "vision_config");
     if (rc || !t || !v) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     const tower *tw[2] = { &d->t, &d->v };
     cJSON *o[2] = { t, v };
@@ -189,18 +188,18 @@ static int fill_config(vp_plan *p, const siglip_dims *d)
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
-static int readback_tower(vp_plan *p, const char *sub, const vp_cfg_default *defs, const tower *tw, int64_t *heads)
+static int readback_tower(vp_plan *p, const char *sub, const vp_hf_default *defs, const tower *tw, int64_t *heads)
 {
-    int rc = vp_cfg_expect_eq(p, sub, "hidden_size", defs, tw->width);
-    if (!rc) rc = vp_cfg_expect_eq(p, sub, "intermediate_size", defs, tw->mlp);
-    if (!rc) rc = vp_cfg_expect_eq(p, sub, "num_hidden_layers", defs, tw->layers);
+    int rc = vp_plan_cfg_expect(p, sub, "hidden_size", defs, tw->width);
+    if (!rc) rc = vp_plan_cfg_expect(p, sub, "intermediate_size", defs, tw->mlp);
+    if (!rc) rc = vp_plan_cfg_expect(p, sub, "num_hidden_layers", defs, tw->layers);
     if (rc) return rc;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p->config, sub);
     if (!cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads"))
         return vp_plan_fail(p, VP_ERR_ARG, "%s width %lld: the head count is not known; give it with --model-name "
                             "or --set %s.num_attention_heads=N", sub, (long long)tw->width, sub);
-    if (tw->heads) rc = vp_cfg_expect_eq(p, sub, "num_attention_heads", defs, tw->heads);
-    if (!rc) rc = vp_cfg_get(p, sub, "num_attention_heads", defs, heads);
+    if (tw->heads) rc = vp_plan_cfg_expect(p, sub, "num_attention_heads", defs, tw->heads);
+    if (!rc) rc = vp_plan_cfg_int(p, sub, "num_attention_heads", defs, heads);
     if (!rc && (*heads < 1 || tw->width % *heads))
         return vp_plan_fail(p, VP_ERR_MISMATCH, "%s.num_attention_heads = %lld does not divide the width %lld",
                             sub, (long long)*heads, (long long)tw->width);
@@ -213,13 +212,13 @@ typedef struct siglip_cfg { int64_t v_heads, t_heads, image, proj; } siglip_cfg;
 static int readback(vp_plan *p, const siglip_dims *d, siglip_cfg *c)
 {
     static const char *T = "text_config", *V = "vision_config";
-    int rc = readback_tower(p, T, vp_siglip_text_defaults, &d->t, &c->t_heads);
-    if (!rc) rc = readback_tower(p, V, vp_siglip_vision_defaults, &d->v, &c->v_heads);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "vocab_size", vp_siglip_text_defaults, d->vocab);
-    if (!rc) rc = vp_cfg_expect_eq(p, T, "max_position_embeddings", vp_siglip_text_defaults, d->ctx);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "patch_size", vp_siglip_vision_defaults, d->patch);
-    if (!rc) rc = vp_cfg_expect_eq(p, V, "num_channels", vp_siglip_vision_defaults, d->channels);
-    if (!rc) rc = vp_cfg_get(p, V, "image_size", vp_siglip_vision_defaults, &c->image);
+    int rc = readback_tower(p, T, vp_hf_siglip_text_defaults, &d->t, &c->t_heads);
+    if (!rc) rc = readback_tower(p, V, vp_hf_siglip_vision_defaults, &d->v, &c->v_heads);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "vocab_size", vp_hf_siglip_text_defaults, d->vocab);
+    if (!rc) rc = vp_plan_cfg_expect(p, T, "max_position_embeddings", vp_hf_siglip_text_defaults, d->ctx);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "patch_size", vp_hf_siglip_vision_defaults, d->patch);
+    if (!rc) rc = vp_plan_cfg_expect(p, V, "num_channels", vp_hf_siglip_vision_defaults, d->channels);
+    if (!rc) rc = vp_plan_cfg_int(p, V, "image_size", vp_hf_siglip_vision_defaults, &c->image);
     if (rc) return rc;
     if (c->image < 1 || c->image / d->patch != d->grid)
         return vp_plan_fail(p, VP_ERR_MISMATCH, "vision_config.image_size = %lld gives a %lldx%lld patch grid, but "
@@ -229,7 +228,7 @@ static int readback(vp_plan *p, const siglip_dims *d, siglip_cfg *c)
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(p->config, T);
     c->proj = d->t.width;
     if (cJSON_GetObjectItemCaseSensitive(t, "projection_size")) {
-        rc = vp_cfg_expect_eq(p, T, "projection_size", NULL, d->proj);
+        rc = vp_plan_cfg_expect(p, T, "projection_size", NULL, d->proj);
         c->proj = d->proj;
     } else if (d->proj != d->t.width) {
         rc = vp_plan_fail(p, VP_ERR_MISMATCH, "txt/head/kernel projects to %lld, not the text width %lld",
@@ -266,7 +265,7 @@ static int rows_of(vp_plan *p, long src, int64_t width, int64_t shape[2])
     const vp_tensor *t = vp_plan_tensor(p, src);
     if (!t || width < 1 || t->numel % (uint64_t)width)
         return vp_plan_fail(p, VP_ERR_FORMAT, "tensor %s (%s) cannot be viewed as rows of %lld",
-                            t ? t->name : "?", t ? vp_clip_shape_str(p, t) : "?", (long long)width);
+                            t ? t->name : "?", t ? vp_plan_shape_str(p, t) : "?", (long long)width);
     shape[0] = (int64_t)(t->numel / (uint64_t)width);
     shape[1] = width;
     return VP_OK;
@@ -447,13 +446,13 @@ static int preprocessor(vp_plan *p, int64_t image, int with_tokenizer)
     rc |= vp_json_set_bool(o, "do_normalize", 1);
     rc |= vp_json_set_bool(o, "do_rescale", 1);
     rc |= vp_json_set_bool(o, "do_resize", 1);
-    rc |= vp_json_set(o, "image_mean", vp_cfg_floats(half3, 3));
+    rc |= vp_json_set(o, "image_mean", vp_hf_floats(half3, 3));
     rc |= vp_json_set_str(o, "image_processor_type", "SiglipImageProcessor");
-    rc |= vp_json_set(o, "image_std", vp_cfg_floats(half3, 3));
+    rc |= vp_json_set(o, "image_std", vp_hf_floats(half3, 3));
     if (with_tokenizer) rc |= vp_json_set_str(o, "processor_class", "SiglipProcessor");
     rc |= vp_json_set_int(o, "resample", 3);
     rc |= vp_json_set_float(o, "rescale_factor", 1.0 / 255.0);
-    rc |= vp_json_set(o, "size", vp_cfg_hw(image, image));
+    rc |= vp_json_set(o, "size", vp_hf_hw(image, image));
     return rc ? vp_plan_fail(p, VP_ERR_NOMEM, "out of memory") : VP_OK;
 }
 
@@ -461,24 +460,24 @@ static int add_spm(vp_plan *p, int64_t ctx)
 {
     vp_text_file files[3];
     char err[512];
-    if (vp_spm_tokenizer_files(p->opts->spm, ctx, "SiglipProcessor", files, err, sizeof err))
-        return vp_plan_fail(p, VP_ERR_FORMAT, "--spm %s", err);
+    int trc = vp_spm_tokenizer_files(p->opts->spm, ctx, "SiglipProcessor", files, err, sizeof err);
+    if (trc) return vp_plan_fail(p, trc, "--spm %s", err);
     int rc = VP_OK;
     for (int i = 0; !rc && i < 3; i++) rc = vp_plan_extra(p, files[i].name, files[i].data, files[i].len);
     vp_text_files_free(files, 3);
     return rc;
 }
 
-static int siglip_detect(const vp_source *src)
+static int siglip_detect(const vp_table *tb)
 {
-    if (!vp_clip_count_suffix(src, "img/embedding/kernel", NULL)) return 0;
-    return vp_clip_count_suffix(src, "txt/Embed_0/embedding", NULL) ? 80 : 0;
+    if (!vp_clip_count_suffix(tb, "img/embedding/kernel", NULL)) return 0;
+    return vp_clip_count_suffix(tb, "txt/Embed_0/embedding", NULL) ? 80 : 0;
 }
 
 static int siglip_build(vp_plan *p)
 {
     const char *pre = vp_clip_find_prefix(p, "img/embedding/kernel");
-    if (!pre) return vp_clip_count_suffix(p->src, "img/embedding/kernel", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
+    if (!pre) return vp_clip_count_suffix(&p->table, "img/embedding/kernel", NULL) > 1 ? VP_ERR_AMBIGUOUS : VP_ERR_FORMAT;
     siglip_dims d;
     siglip_cfg c;
     int rc = read_dims(p, pre, &d);
@@ -497,8 +496,8 @@ static int siglip_build(vp_plan *p)
     if (!rc) rc = preprocessor(p, c.image, tok);
     if (!rc && tok) rc = add_spm(p, d.ctx);
     if (rc) return rc;
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_siglip_text_defaults);
-    vp_cfg_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_siglip_vision_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_siglip_text_defaults);
+    vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_siglip_vision_defaults);
     return VP_OK;
 }
 

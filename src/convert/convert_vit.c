@@ -27,39 +27,39 @@ typedef struct vit_dims {
 } vit_dims;
 
 /* ---- name lookups -------------------------------------------------------- */
-static long find_pre(const vp_source *src, const char *pre, const char *name)
+static long find_pre(const vp_table *tb, const char *pre, const char *name)
 {
     char buf[VP_MAX_NAME + 1];
     if (snprintf(buf, sizeof buf, "%s%s", pre, name) >= (int)sizeof buf) return -1;
-    return vp_source_find(src, buf);
+    return vp_table_find(tb, buf);
 }
 
 /* The same through the plan's sorted index (builders). */
 static long pfind(vp_plan *p, const char *pre, const char *name) { return vp_plan_src(p, "%s%s", pre, name); }
 
 /* First tensor whose name starts with pre+start, or NULL. */
-static const char *first_with(const vp_source *src, const char *pre, const char *start)
+static const char *first_with(const vp_table *tb, const char *pre, const char *start)
 {
     size_t pl = strlen(pre), sl = strlen(start);
-    for (size_t i = 0; i < vp_source_count(src); i++) {
-        const char *nm = vp_source_tensor(src, i)->name;
+    for (size_t i = 0; i < tb->n; i++) {
+        const char *nm = tb->t[i].name;
         if (!strncmp(nm, pre, pl) && !strncmp(nm + pl, start, sl)) return nm;
     }
     return NULL;
 }
 
-int vp_vit_detect_prefix(const vp_source *src, const char *pre)
+int vp_vit_detect_prefix(const vp_table *tb, const char *pre)
 {
-    bool blocks = find_pre(src, pre, "blocks.0.norm1.weight") >= 0 || find_pre(src, pre, "blocks.0.attn.qkv.weight") >= 0;
+    bool blocks = find_pre(tb, pre, "blocks.0.norm1.weight") >= 0 || find_pre(tb, pre, "blocks.0.attn.qkv.weight") >= 0;
     if (!blocks) return 0;
-    if (find_pre(src, pre, "patch_embed.proj.weight") >= 0) {
+    if (find_pre(tb, pre, "patch_embed.proj.weight") >= 0) {
         int s = 8;
-        if (find_pre(src, pre, "cls_token") >= 0) s++;
-        if (find_pre(src, pre, "pos_embed") >= 0) s++;
+        if (find_pre(tb, pre, "cls_token") >= 0) s++;
+        if (find_pre(tb, pre, "pos_embed") >= 0) s++;
         return s;
     }
     /* a hybrid patch embedding still is a timm ViT (refused by build) */
-    return first_with(src, pre, "patch_embed.backbone.") ? 5 : 0;
+    return first_with(tb, pre, "patch_embed.backbone.") ? 5 : 0;
 }
 
 /* ---- refusals ------------------------------------------------------------ */
@@ -89,7 +89,7 @@ static int check_refusals(vp_plan *p, const char *pre, bool dino)
         {"pre_logits.", "it has a pre-logits representation layer"},
         {"head.fc.", "its head is not a single linear layer"},
     };
-    const vp_source *src = p->src;
+    const vp_table *src = &p->table;
     /* fc_norm first, as the seed */
     const char *f = first_with(src, pre, R[0].start);
     if (f) return refuse(p, dino, f, R[0].why);
@@ -104,29 +104,9 @@ static int check_refusals(vp_plan *p, const char *pre, bool dino)
 }
 
 /* ---- sizes from the tensors --------------------------------------------- */
-static const char *shape_of(vp_plan *p, const vp_tensor *t)
-{
-    char buf[160];
-    size_t n = (size_t)snprintf(buf, sizeof buf, "[");
-    for (int d = 0; d < t->ndim && n < sizeof buf; d++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, d ? ", %lld" : "%lld", (long long)t->shape[d]);
-    if (n < sizeof buf) snprintf(buf + n, sizeof buf - n, "]");
-    return vp_plan_strf(p, "%s", buf);
-}
-
 static int bad_shape(vp_plan *p, const vp_tensor *t, const char *want)
 {
-    return vp_plan_fail(p, VP_ERR_FORMAT, "'%s' has shape %s; %s", t->name, shape_of(p, t), want);
-}
-
-/* The exact integer square root of n, or -1. */
-static int64_t isqrt(int64_t n)
-{
-    if (n < 0 || n > ((int64_t)1 << 60)) return -1;
-    int64_t r = (int64_t)sqrt((double)n);
-    while (r > 0 && r * r > n) r--;
-    while ((r + 1) * (r + 1) <= n) r++;
-    return r * r == n ? r : -1;
+    return vp_plan_fail(p, VP_ERR_FORMAT, "'%s' has shape %s; %s", t->name, vp_plan_shape_str(p, t), want);
 }
 
 static int read_dims(vp_plan *p, const char *pre, vit_dims *d)
@@ -145,7 +125,7 @@ static int read_dims(vp_plan *p, const char *pre, vit_dims *d)
         return bad_shape(p, pos, vp_plan_strf(p, "[1, tokens, %lld] was expected", (long long)d->D));
     d->npos = pos->shape[1];
     int64_t prefix = d->distilled ? 2 : 1;
-    d->grid = isqrt(d->npos - prefix);
+    d->grid = vp__isqrt(d->npos - prefix);
     if (d->grid <= 0)
         return vp_plan_fail(p, VP_ERR_UNSUPPORTED, "'%s' holds %lld positions, not %lld class token(s) plus a square grid "
                             "(position embeddings without the class token are not supported)",
@@ -156,7 +136,7 @@ static int read_dims(vp_plan *p, const char *pre, vit_dims *d)
     if (pw->ndim != 4 || pw->shape[0] != d->D || pw->shape[1] <= 0 || pw->shape[2] <= 0)
         return bad_shape(p, pw, vp_plan_strf(p, "[%lld, channels, patch, patch] was expected", (long long)d->D));
     if (pw->shape[2] != pw->shape[3])
-        return vp_plan_fail(p, VP_ERR_UNSUPPORTED, "'%s' has non-square patches %s", pw->name, shape_of(p, pw));
+        return vp_plan_fail(p, VP_ERR_UNSUPPORTED, "'%s' has non-square patches %s", pw->name, vp_plan_shape_str(p, pw));
     d->C = pw->shape[1];
     d->P = pw->shape[2];
     d->img = d->grid * d->P;
@@ -229,38 +209,6 @@ static int name_size(const char *name)
 }
 
 /* ---- labels -------------------------------------------------------------- */
-static char *slurp(vp_plan *p, const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    vp_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n <= LABELS_MAX_BYTES) vp__buf_add(&b, chunk, n);
-    fclose(f);
-    if (b.oom || b.n > LABELS_MAX_BYTES) {
-        vp_plan_fail(p, VP_ERR_LIMIT, "%s: larger than %zu bytes", path, LABELS_MAX_BYTES);
-        vp__buf_free(&b);
-        return NULL;
-    }
-    if (!b.p) { b.p = vp__malloc(1); if (b.p) b.p[0] = 0; }
-    *len = b.n;
-    return b.p;
-}
-
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        int k = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : -1;
-        if (k < 0 || c == 0 || i + (size_t)k >= n + (k ? 0 : 1)) return false;
-        for (int j = 1; j <= k; j++)
-            if (i + (size_t)j >= n || (s[i + j] & 0xc0) != 0x80) return false;
-        i += (size_t)k + 1;
-    }
-    return true;
-}
-
 /* id2label[id] = name, appended: the ids are new by construction, and
  * vp_json_set's lookup of each key would make K classes cost K^2. */
 static int add_label(cJSON *o, int64_t id, const char *name)
@@ -307,7 +255,7 @@ static int names_by_id(const cJSON *obj, int64_t n, const char ***names)
 /* One name per line (a final newline optional, \r\n accepted). */
 static cJSON *labels_from_lines(vp_plan *p, const char *path, char *text, size_t len, int64_t K)
 {
-    if (!valid_utf8((const unsigned char *)text, len)) {
+    if (vp__utf8_check((const uint8_t *)text, len, false) != len || memchr(text, 0, len)) {
         vp_plan_fail(p, VP_ERR_FORMAT, "%s: not UTF-8 text", path);
         return NULL;
     }
@@ -369,43 +317,45 @@ static const char *data_dir(vp_plan *p)
 }
 
 /* id2label: --labels, ImageNet-1k WordNet ids for 1000 classes (what the seed
- * writes through timm's ImageNetInfo), else LABEL_i (ViTConfig's default). */
-static cJSON *make_id2label(vp_plan *p, int64_t K)
+ * writes through timm's ImageNetInfo), else LABEL_i (ViTConfig's default).
+ * VP_OK with *out set, or the failure's code with p->err set. */
+static int make_id2label(vp_plan *p, int64_t K, cJSON **out)
 {
+    *out = NULL;
     const char *path = p->opts ? p->opts->labels : NULL;
     char synsets[4096];
     if (!path && K == 1000) {
         const char *dir = data_dir(p);
-        if (!dir) {
-            vp_plan_fail(p, VP_ERR_IO, "the ImageNet-1k class ids (imagenet_synsets.txt) are not found: no data directory "
-                                       "(set VITPORT_DATADIR or pass --labels FILE)");
-            return NULL;
-        }
+        if (!dir)
+            return vp_plan_fail(p, VP_ERR_IO, "the ImageNet-1k class ids (imagenet_synsets.txt) are not found: no data directory "
+                                              "(set VITPORT_DATADIR or pass --labels FILE)");
         snprintf(synsets, sizeof synsets, "%s/imagenet_synsets.txt", dir);
         path = synsets;
     }
+    cJSON *o = NULL;
     if (path) {
         size_t len = 0;
-        char *text = slurp(p, path, &len);
-        if (!text) {
-            if (!p->err[0]) vp_plan_fail(p, VP_ERR_IO, "cannot read labels %s", path);
-            return NULL;
-        }
+        char *text = NULL, msg[768];
+        int rc = vp__read_file(path, LABELS_MAX_BYTES, &text, &len, msg, sizeof msg);
+        if (rc) return vp_plan_fail(p, rc, "cannot read labels: %s", msg);
         size_t k = 0;
         while (k < len && strchr(" \t\r\n", text[k])) k++;
-        cJSON *o = k < len && text[k] == '{' ? labels_from_json(p, path, text, len, K)
-                                             : labels_from_lines(p, path, text, len, K);
+        o = k < len && text[k] == '{' ? labels_from_json(p, path, text, len, K)
+                                      : labels_from_lines(p, path, text, len, K);
         vp__free(text);
-        return o;
+        if (!o) return p->errcode;
+        *out = o;
+        return VP_OK;
     }
-    cJSON *o = cJSON_CreateObject();
+    o = cJSON_CreateObject();
     for (int64_t i = 0; o && i < K; i++) {
         char val[48];
         snprintf(val, sizeof val, "LABEL_%lld", (long long)i);
         if (add_label(o, i, val)) { cJSON_Delete(o); o = NULL; }
     }
-    if (!o) vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
-    return o;
+    if (!o) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+    *out = o;
+    return VP_OK;
 }
 
 typedef struct named_id { const char *name; int64_t id; } named_id;
@@ -495,8 +445,9 @@ static int make_config(vp_plan *p, const vit_dims *d)
     if (heads && vp_json_set_int(c, "num_attention_heads", heads)) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
 
     if (d->head) {
-        cJSON *id2 = make_id2label(p, d->K);
-        if (!id2) return p->err[0] ? VP_ERR_IO : vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+        cJSON *id2 = NULL;
+        int lrc = make_id2label(p, d->K, &id2);
+        if (lrc) return lrc;
         if (vp_json_set(c, "id2label", id2)) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
     }
     return VP_OK;
@@ -686,40 +637,40 @@ int vp_vit_build(vp_plan *p, const char *pre, int dino)
 
 /* ---- the families -------------------------------------------------------- */
 /* "" or, for a model trained under DistributedDataParallel, "module.". */
-static const char *timm_prefix(const vp_source *src, int *score)
+static const char *timm_prefix(const vp_table *tb, int *score)
 {
-    if ((*score = vp_vit_detect_prefix(src, ""))) return "";
-    if ((*score = vp_vit_detect_prefix(src, "module."))) { (*score)--; return "module."; }
+    if ((*score = vp_vit_detect_prefix(tb, ""))) return "";
+    if ((*score = vp_vit_detect_prefix(tb, "module."))) { (*score)--; return "module."; }
     return NULL;
 }
 
-static bool has_pre(const vp_source *src, const char *pre, const char *name)
+static bool has_pre(const vp_table *tb, const char *pre, const char *name)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "%s%s", pre, name);
-    return vp_source_find(src, buf) >= 0;
+    return vp_table_find(tb, buf) >= 0;
 }
 
-static int detect_vit(const vp_source *src)
+static int detect_vit(const vp_table *tb)
 {
     int s;
-    const char *pre = timm_prefix(src, &s);
-    if (pre && has_pre(src, pre, "dist_token")) return 3;   /* DeiT's */
+    const char *pre = timm_prefix(tb, &s);
+    if (pre && has_pre(tb, pre, "dist_token")) return 3;   /* DeiT's */
     return s;
 }
 
-static int detect_deit(const vp_source *src)
+static int detect_deit(const vp_table *tb)
 {
     int s;
-    const char *pre = timm_prefix(src, &s);
+    const char *pre = timm_prefix(tb, &s);
     if (!pre) return 0;
-    return has_pre(src, pre, "dist_token") ? 20 : 2;      /* plain ones by --model-name deit_* */
+    return has_pre(tb, pre, "dist_token") ? 20 : 2;      /* plain ones by --model-name deit_* */
 }
 
 static int build_vit(vp_plan *p)
 {
     int s;
-    const char *pre = timm_prefix(p->src, &s);
+    const char *pre = timm_prefix(&p->table, &s);
     if (!pre) return vp_plan_fail(p, VP_ERR_FORMAT, "no timm ViT (blocks.N with a patch embedding) found");
     if (*pre) vp_plan_note(p, "weights under '%s' (DistributedDataParallel)", pre);
     return vp_vit_build(p, pre, 0);

@@ -1,6 +1,7 @@
 /* The library's single allocator path (after Lua's lua_Alloc). */
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 
 #include "internal.h"
 
@@ -14,13 +15,29 @@ static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static vp_alloc_fn g_alloc = default_alloc;
 static void *g_alloc_ud;
 
+static void *cjson_malloc(size_t n) { return vp__malloc(n); }
+
 void vp__set_allocator(vp_alloc_fn fn, void *ud)
 {
     g_alloc = fn ? fn : default_alloc;
     g_alloc_ud = fn ? ud : NULL;
+    /* cJSON (configs, summaries) allocates through the same path; NULL hooks
+     * are cJSON's malloc/free, which the default allocator is too */
+    cJSON_Hooks hooks = {cjson_malloc, vp__free};
+    cJSON_InitHooks(fn ? &hooks : NULL);
 }
 
-void *vp__malloc(size_t n) { return g_alloc(g_alloc_ud, NULL, 0, n ? n : 1); }
+/* Failed allocations so far: lets a caller of a library that reports every
+ * failure alike (cJSON's parser) tell "out of memory" from "malformed". */
+static _Atomic size_t g_failures;
+size_t vp__alloc_failures(void) { return g_failures; }
+
+void *vp__malloc(size_t n)
+{
+    void *p = g_alloc(g_alloc_ud, NULL, 0, n ? n : 1);
+    if (!p) g_failures++;
+    return p;
+}
 
 void *vp__calloc(size_t n, size_t size)
 {
@@ -31,7 +48,12 @@ void *vp__calloc(size_t n, size_t size)
     return p;
 }
 
-void *vp__realloc(void *p, size_t n) { return g_alloc(g_alloc_ud, p, 0, n ? n : 1); }
+void *vp__realloc(void *p, size_t n)
+{
+    void *q = g_alloc(g_alloc_ud, p, 0, n ? n : 1);
+    if (!q) g_failures++;
+    return q;
+}
 
 void vp__free(void *p) { if (p) g_alloc(g_alloc_ud, p, 0, 0); }
 

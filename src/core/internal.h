@@ -21,11 +21,44 @@ void vp__free(void *p);
 char *vp__strdup(const char *s);
 char *vp__strndup(const char *s, size_t n);
 typedef void *(*vp_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
-void vp__set_allocator(vp_alloc_fn fn, void *ud); /* NULL restores the default */
+/* NULL restores the default. cJSON is routed through it too (cJSON_InitHooks),
+ * so set it only while no library object or cJSON tree is alive. */
+void vp__set_allocator(vp_alloc_fn fn, void *ud);
+/* How many allocations have failed so far (process-wide). */
+size_t vp__alloc_failures(void);
 
 /* Overflow-checked arithmetic: return false on overflow. */
 static inline bool vp__mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 static inline bool vp__add_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+
+/* "[3, 4]": a shape as messages print it, into buf (truncated to len, which
+ * VP_SHAPE_STR_LEN always suffices for); returns buf. */
+#define VP_SHAPE_STR_LEN (VP_MAX_DIMS * 22 + 4)
+const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
+
+/* The exact integer square root of n, or -1 when n is negative or not a
+ * perfect square. */
+int64_t vp__isqrt(int64_t n);
+
+/* ---- text ------------------------------------------------------------------ */
+/* UTF-8 check: the offset of the first byte that does not start a well-formed
+ * sequence, or n. Well-formed as Python's strict decode and Rust's
+ * str::from_utf8 take it (no overlong forms, nothing past U+10FFFF, no
+ * surrogates); surrogates true accepts U+D800..U+DFFF too (Python's
+ * "surrogatepass", which pickle's BINUNICODE uses). NUL bytes are valid. */
+size_t vp__utf8_check(const uint8_t *s, size_t n, bool surrogates);
+/* Does a JSON text hold the escape \u0000 inside a string? cJSON would cut
+ * the string (a key or a value) there, silently changing it. */
+bool vp__json_has_nul_escape(const char *s, size_t n);
+
+/* ---- small files --------------------------------------------------------- */
+/* The whole of the regular file path, at most limit bytes, into *out
+ * (vp__malloc'ed, NUL-terminated; its length in *len). Opened without
+ * blocking and checked with fstat, so a FIFO or a device is refused at once
+ * instead of waiting for a writer. VP_OK, or with "PATH: reason" in err:
+ * VP_ERR_IO (cannot open or read, not a regular file), VP_ERR_LIMIT
+ * (larger than limit: "larger than N bytes"), VP_ERR_NOMEM. */
+int vp__read_file(const char *path, size_t limit, char **out, size_t *len, char *err, size_t errlen);
 
 /* ---- arena: bump allocator with a hard cap ------------------------------ */
 typedef struct vp_arena {
@@ -81,13 +114,35 @@ typedef struct vp_storage {
 
 struct vp_zip;   /* src/format/zip.h */
 
+/* A reader as the format layer's table lists it (src/format/formats.c).
+ * Core calls a reader only through these pointers, never by name. */
+typedef struct vp_format {
+    const char *name;
+    /* do the file's leading bytes (n = the file's size) look like this format */
+    bool (*sniff)(const uint8_t *b, uint64_t n);
+    /* fill the source's tables; VP_OK or an error with the message set */
+    int (*open)(vp_source *src);
+    /* the first `want` bytes of a VP_STORE_DEFLATE storage's entry into dst
+     * (NULL: the reader makes no such storages) */
+    int (*read)(vp_source *src, long entry, uint8_t *dst, uint64_t want);
+    /* free what the reader keeps beside the tables (vp_source_close) */
+    void (*free)(vp_source *src);
+    /* archives with checksums (NULL otherwise): how many members, and check
+     * member `entry`'s CRC-32 once (VP_OK when it matches, or when checks
+     * are off and not `force`; else an error naming the member) */
+    long (*members)(const vp_source *src);
+    int (*verify)(vp_source *src, long entry, bool force);
+} vp_format;
+
 struct vp_source {
     char errmsg[768];
+    int errcode;             /* the code of the failure errmsg describes (vp__err) */
     char *path;
     const char *format;
     vp_map map;
     vp_arena arena;          /* names, labels, pickle values */
-    struct vp_zip *zip;      /* when the file is a zip archive */
+    struct vp_zip *zip;      /* when the file is a zip archive (the zip reader's) */
+    const vp_format *reader; /* the format that opened it */
 
     vp_tensor *all;          /* every tensor found, full names */
     size_t nall, capall;
@@ -108,13 +163,20 @@ struct vp_source {
     void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
 };
 
-/* Record a failure: formats "PATH: message" into src->errmsg, returns code. */
+/* Record a failure: formats "PATH: message" into src->errmsg, keeps code in
+ * src->errcode, returns code. */
 int vp__err(vp_source *src, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 
 /* Make room for this many more tensors and storages at once (a reader that
  * knows its count spares the doubling's slack). VP_OK or an error. */
 int vp__reserve_tables(vp_source *src, size_t tensors, size_t storages);
+/* A new source for path: allocated, mapped, arena sized; *out is set even
+ * on failure (close it). The format layer's vp_source_open then fills it
+ * and narrows it with vp__source_narrow (key NULL or "": everything). */
+int vp__source_new(vp_source **out, const char *path);
+int vp__source_narrow(vp_source *src, const char *key);
+
 /* Add a storage; returns its index or -1 (error set). */
 long vp__add_storage(vp_source *src, const vp_storage *st);
 /*
@@ -129,26 +191,6 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
                    const int64_t *shape, const int64_t *strides, /* NULL: C-contiguous */
                    int64_t storage_offset, long storage);
 
-/* Reader entry points: each fills src (format, tensors, storages, root).
- * On failure they set the message and return the code; source.c cleans up. */
-int vp__zip_open(vp_source *src);          /* parses src->map into src->zip (zip.c) */
-int vp__open_torch_zip(vp_source *src);    /* after vp__zip_open: torch zip or TorchScript (torch.c) */
-int vp__open_npz(vp_source *src);          /* after vp__zip_open (npy.c) */
-int vp__open_torch_legacy(vp_source *src); /* torch.c */
-int vp__open_npy(vp_source *src);          /* npy.c */
-int vp__open_safetensors(vp_source *src);  /* safetensors.c */
-bool vp__zip_has_suffix(const vp_source *src, const char *suffix); /* any entry name ends so */
-void vp__zip_free(struct vp_zip *zip);
-/* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
- * start (want <= its uncompressed size). VP_OK or an error with message. */
-int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);
-/* Check member `entry`'s CRC-32 over all its bytes (stored: through the
- * mapping, pages released as it goes; deflated: inflated through a bounded
- * buffer), once: the outcome is kept. VP_OK when it matches or when
- * src->no_crc and not `force`; else an error naming the member. */
-int vp__zip_verify(vp_source *src, long entry, bool force);
-/* True (message set) when src->cancel is set. */
-bool vp__interrupted(vp_source *src);
 
 /* Whether strides (in elements) lay the shape out in C order; size-1
  * dimensions may have any stride. Products of in-bounds views cannot
@@ -158,7 +200,5 @@ bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
 /* Bytes of storage st (loading/inflating it if needed); NULL on error. */
 const uint8_t *vp__storage_bytes(vp_source *src, long st);
 
-/* Value tree helpers (src/format/value.c / pickle.c). */
-void vp__value_free_all(vp_source *src);
 
 #endif

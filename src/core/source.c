@@ -1,11 +1,11 @@
-/* The tensor-source API: format dispatch, tensor validation, strided reads,
- * narrowing by key. Readers in src/format/ fill the tables. */
+/* The tensor-source API: the source object, tensor validation, strided
+ * reads, narrowing by key. Readers in src/format/ fill the tables; the
+ * format layer's vp_source_open (src/format/formats.c) picks the reader. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-#include "format/zip.h"   /* vp__zip_count: the CRC-32 checks */
 
 /* ---- tables ------------------------------------------------------------- */
 long vp__add_storage(vp_source *src, const vp_storage *st)
@@ -124,6 +124,17 @@ int vp__add_tensor(vp_source *src, const char *name, vp_dtype dtype, int ndim,
 }
 
 /* ---- storage access --------------------------------------------------- */
+/* The reader's checksum hooks (zip members' CRC-32), when it has them. */
+static int check_member(vp_source *src, long entry, bool force)
+{
+    return src->reader && src->reader->verify ? src->reader->verify(src, entry, force) : VP_OK;
+}
+
+static long members(const vp_source *src)
+{
+    return src->reader && src->reader->members ? src->reader->members(src) : 0;
+}
+
 const uint8_t *vp__storage_bytes(vp_source *src, long idx)
 {
     if (idx < 0 || (size_t)idx >= src->nstorages) { vp__err(src, VP_ERR_ARG, "no such storage"); return NULL; }
@@ -134,10 +145,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
             vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
             return NULL;
         }
-        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
         return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
     case VP_STORE_MEMORY:
-        if (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
         return st->owned ? st->owned : (const uint8_t *)"";
     case VP_STORE_DEFLATE: {
         if (st->owned) return st->owned + st->skip;
@@ -147,8 +158,9 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         if (!buf) { vp__err(src, VP_ERR_NOMEM, "out of memory inflating '%s' (%llu bytes)", st->label ? st->label : "?", (unsigned long long)total); return NULL; }
         /* Inflating the whole member checks its CRC-32; a storage that ends
          * before its member is checked over all of it. */
-        if (vp__zip_inflate(src, st->zip_entry, buf, total) != VP_OK ||
-            (st->crc && vp__zip_verify(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
+        if (!src->reader || !src->reader->read) { vp__free(buf); vp__err(src, VP_ERR_FORMAT, "storage '%s' cannot be read", st->label ? st->label : "?"); return NULL; }
+        if (src->reader->read(src, st->zip_entry, buf, total) != VP_OK ||
+            (st->crc && check_member(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
@@ -169,9 +181,8 @@ bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 static bool is_c_contiguous(const vp_tensor *t) { return vp__c_contiguous(t->ndim, t->shape, t->strides); }
 
 /* ---- public API --------------------------------------------------------- */
-static int narrow(vp_source *src, const char *key);
 
-int vp_source_open(vp_source **out, const char *path, const char *key)
+int vp__source_new(vp_source **out, const char *path)
 {
     vp_source *src = vp__calloc(1, sizeof *src);
     *out = src;
@@ -186,35 +197,7 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
     if (vp__mul_u64(src->map.size, VP_ARENA_PER_INPUT_BYTE, &extra) && extra < SIZE_MAX - cap) cap += (size_t)extra;
     else cap = SIZE_MAX / 2;
     vp__arena_init(&src->arena, cap);
-
-    const uint8_t *b = src->map.base;
-    uint64_t n = src->map.size;
-    if (n >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6))) {
-        rc = vp__zip_open(src);
-        if (rc == VP_OK) {
-            if (vp__zip_has_suffix(src, "data.pkl")) rc = vp__open_torch_zip(src);
-            else if (vp__zip_has_suffix(src, ".npy")) rc = vp__open_npz(src);
-            else rc = vp__err(src, VP_ERR_UNSUPPORTED, "zip archive holds neither data.pkl (torch) nor .npy members (npz)");
-        }
-    } else if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) {
-        rc = vp__open_npy(src);
-    } else if (n >= 9 && b[8] == '{') {
-        /* Before the pickle test: a safetensors header size such as 0x180
-         * starts with the bytes 0x80 0x01, like a pickle. A legacy torch
-         * file's byte 8 lies inside its magic number, never '{'. */
-        rc = vp__open_safetensors(src);
-    } else if ((n >= 2 && b[0] == 0x80 && b[1] <= 5) ||
-               (n >= 27 && !memcmp(b, "L119547037146038801333356L\n", 27))) {
-        /* Legacy torch: a pickle (protocol 2+), or protocol 0/1 where the
-         * magic number 0x1950a86a20f9469cfc6c is written as LONG text. */
-        rc = vp__open_torch_legacy(src);
-    } else if (n == 0) {
-        rc = vp__err(src, VP_ERR_FORMAT, "empty file");
-    } else {
-        rc = vp__err(src, VP_ERR_FORMAT, "unrecognised format (not a torch zip/legacy file, npy, npz or safetensors)");
-    }
-    if (rc) return rc;
-    return narrow(src, key);
+    return VP_OK;
 }
 
 /* Names of the sub-dictionaries that hold tensors, for "did you mean". */
@@ -237,7 +220,7 @@ static void list_candidates(vp_source *src, vp_buf *b)
     if (!shown) vp__buf_puts(b, "none (the tensors are not nested)");
 }
 
-static int narrow(vp_source *src, const char *key)
+int vp__source_narrow(vp_source *src, const char *key)
 {
     if (!key || !*key) {
         src->view = src->all;
@@ -277,8 +260,7 @@ void vp_source_close(vp_source *src)
     if (src->view != src->all) vp__free(src->view);
     vp__free(src->view_index);
     vp__free(src->all);
-    if (src->zip) vp__zip_free(src->zip);
-    vp__value_free_all(src);
+    if (src->reader && src->reader->free) src->reader->free(src);
     vp__arena_free(&src->arena);
     vp__map_close(&src->map);
     vp__free(src->path);
@@ -289,6 +271,11 @@ const char *vp_source_errmsg(const vp_source *src) { return src ? src->errmsg : 
 const char *vp_source_format(const vp_source *src) { return src && src->format ? src->format : ""; }
 size_t vp_source_count(const vp_source *src) { return src ? src->nview : 0; }
 const vp_tensor *vp_source_tensor(const vp_source *src, size_t i) { return src && i < src->nview ? &src->view[i] : NULL; }
+const vp_tensor *vp_source_tensors(const vp_source *src, size_t *count)
+{
+    if (count) *count = src ? src->nview : 0;
+    return src ? src->view : NULL;
+}
 const vp_value *vp_source_root(const vp_source *src) { return src ? src->root : NULL; }
 int vp_source_fd(const vp_source *src) { return src ? src->map.fd : -1; }
 
@@ -328,7 +315,8 @@ static void gather(uint8_t *dst, const uint8_t *base, const vp_tensor *t, size_t
 
 int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 {
-    if (!src || i >= src->nview) return VP_ERR_ARG;
+    if (!src) return VP_ERR_ARG;
+    if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
     const vp_tensor *t = &src->view[i];
     if (dst_bytes < t->nbytes) return vp__err(src, VP_ERR_ARG, "tensor '%s': buffer of %zu bytes, needs %llu", t->name, dst_bytes, (unsigned long long)t->nbytes);
     if (t->numel == 0) return VP_OK;
@@ -342,7 +330,9 @@ int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 
 int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
 {
-    if (!src || i >= src->nview || (unsigned)to >= VP_DTYPE_COUNT) return VP_ERR_ARG;
+    if (!src) return VP_ERR_ARG;
+    if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
+    if ((unsigned)to >= VP_DTYPE_COUNT) return vp__err(src, VP_ERR_ARG, "no dtype %d", (int)to);
     const vp_tensor *t = &src->view[i];
     if (to == t->dtype) return vp_source_read(src, i, dst, dst_bytes);
     uint64_t need;
@@ -377,6 +367,7 @@ const void *vp_source_data(vp_source *src, size_t i)
 
 int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
 {
+    /* a query on a const source: codes only, no message */
     if (!src || i >= src->nview) return VP_ERR_ARG;
     const vp_tensor *t = &src->view[i];
     if (t->storage < 0 || !is_c_contiguous(t)) return VP_ERR_UNSUPPORTED;
@@ -384,7 +375,7 @@ int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
     if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
     /* The caller copies the bytes without looking at them: check first. */
     if (st->crc) {
-        int rc = vp__zip_verify(src, st->zip_entry, false);
+        int rc = check_member(src, st->zip_entry, false);
         if (rc) return rc;
     }
     *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
@@ -402,17 +393,17 @@ int vp_source_check_data(vp_source *src, size_t *checked)
     if (!src) return VP_ERR_ARG;
     if (!src->zip) return VP_OK;
     /* each member once, in archive order, whatever shares it */
-    uint8_t *want = vp__calloc((size_t)vp__zip_count(src) + 1, 1);
+    uint8_t *want = vp__calloc((size_t)members(src) + 1, 1);
     if (!want) return vp__err(src, VP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < src->nview; i++) {
         long s = src->view[i].storage;
-        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < vp__zip_count(src))
+        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < members(src))
             want[src->storages[s].zip_entry] = 1;
     }
     int rc = VP_OK;
-    for (long e = 0; e < vp__zip_count(src) && rc == VP_OK; e++) {
+    for (long e = 0; e < members(src) && rc == VP_OK; e++) {
         if (!want[e]) continue;
-        rc = vp__zip_verify(src, e, true);
+        rc = check_member(src, e, true);
         if (rc == VP_OK && checked) ++*checked;
     }
     vp__free(want);

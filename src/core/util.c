@@ -1,6 +1,7 @@
 /* Arena, growable buffer, file mapping and error formatting. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -48,6 +49,26 @@ void vp__arena_free(vp_arena *a)
     struct vp_arena_block *b = a->head;
     while (b) { struct vp_arena_block *n = b->next; vp__free(b); b = n; }
     a->head = NULL; a->used = 0;
+}
+
+/* ---- shapes -------------------------------------------------------------- */
+const char *vp__shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    if (!len) return buf;
+    size_t n = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && n < len; d++)
+        n += (size_t)snprintf(buf + n, len - n, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (n < len) snprintf(buf + n, len - n, "]");
+    return buf;
+}
+
+int64_t vp__isqrt(int64_t n)
+{
+    if (n < 0) return -1;
+    int64_t r = (int64_t)sqrt((double)n);   /* exact after the corrections below */
+    while (r > 0 && r > n / r) r--;
+    while ((r + 1) <= n / (r + 1)) r++;
+    return r * r == n ? r : -1;
 }
 
 /* ---- buffer ------------------------------------------------------------- */
@@ -174,6 +195,7 @@ int vp__err(vp_source *src, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vp__verr(src->errmsg, sizeof src->errmsg, src->path, fmt, ap);
     va_end(ap);
+    src->errcode = code;
     return code;
 }
 

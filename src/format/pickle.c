@@ -410,27 +410,7 @@ static int set_fill(vm *m, vp_value *s, const vp_value *from)
 /* ---- text ------------------------------------------------------------------ */
 /* UTF-8 as Python's "surrogatepass" accepts it: well-formed sequences up to
  * U+10FFFF, surrogate code points allowed. */
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len; uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff) return false;
-        i += len;
-    }
-    return true;
-}
+static bool utf8_ok(const uint8_t *s, size_t n) { return vp__utf8_check(s, n, true) == n; }
 
 static size_t utf8_put(uint8_t *d, uint32_t cp)
 {

@@ -35,41 +35,11 @@ static uint64_t load_le64(const uint8_t *p)
 
 /* Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF), as
  * Rust's str::from_utf8. Returns the offset of the first bad byte, or n. */
-static size_t utf8_check(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) len = 2;
-        else if (c >= 0xe0 && c <= 0xef) { len = 3; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
-        else if (c >= 0xf0 && c <= 0xf4) { len = 4; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
-        else return i;
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-        i += len;
-    }
-    return n;
-}
+static size_t utf8_check(const uint8_t *s, size_t n) { return vp__utf8_check(s, n, false); }
 
 /* Does a JSON string in the text hold the escape \u0000? cJSON would cut
  * the string there, silently changing the name. */
-static bool json_has_nul_escape(const char *s, size_t n)
-{
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_str) { if (s[i] == '"') in_str = true; continue; }
-        if (s[i] == '"') in_str = false;
-        else if (s[i] == '\\' && i + 1 < n) {
-            if (s[i + 1] == 'u' && n - i >= 6 && !memcmp(s + i + 2, "0000", 4)) return true;
-            i++;   /* skip the escaped character (it may be a quote) */
-        }
-    }
-    return false;
-}
+static bool json_has_nul_escape(const char *s, size_t n) { return vp__json_has_nul_escape(s, n); }
 
 static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -414,10 +384,20 @@ static const yajl_callbacks st_callbacks = {
     on_start_map, on_key, on_end_map, on_start_array, on_end_array,
 };
 
-/* yajl's own allocations go through the library's allocator too. */
-static void *y_malloc(void *ud, size_t n) { (void)ud; return vp__malloc(n); }
-static void *y_realloc(void *ud, void *ptr, size_t n) { (void)ud; return vp__realloc(ptr, n); }
-static void y_free(void *ud, void *ptr) { (void)ud; vp__free(ptr); }
+/* yajl 2.1 does not check its own allocations (yajl_alloc writes through
+ * the pointer malloc gave it), so it must never see a failing allocator: its
+ * few blocks (the handle, the lexer, the current token's buffer, bounded by
+ * the header's size) come from the C allocator, and a failure there stops
+ * the process cleanly rather than through a NULL write. The tensor table it
+ * fills is allocated through the library's allocator as everything else. */
+static void *y_checked(void *p)
+{
+    if (!p) { fputs("vitport: out of memory in the JSON parser\n", stderr); abort(); }
+    return p;
+}
+static void *y_malloc(void *ud, size_t n) { (void)ud; return y_checked(malloc(n ? n : 1)); }
+static void *y_realloc(void *ud, void *ptr, size_t n) { (void)ud; return y_checked(realloc(ptr, n ? n : 1)); }
+static void y_free(void *ud, void *ptr) { (void)ud; free(ptr); }
 
 static int parse_header(st_parse *p, const char *json, size_t n)
 {

@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "core/internal.h"
+#include "format/format.h"
 
 enum { VP_ZIP_STORED = 0, VP_ZIP_DEFLATED = 8 };
 
@@ -94,7 +94,7 @@ long vp__zip_find_suffix(const vp_source *src, const char *suffix);
  */
 int vp__zip_read(vp_source *src, long i, const uint8_t **data, size_t *len, uint8_t **owned, size_t max);
 
-/* Also declared in core/internal.h (used by core/source.c):
+/* Also declared in format/format.h (used by the format table, formats.c):
  *   int  vp__zip_open(vp_source *src);
  *       parse src->map, set src->zip; VP_OK or an error with message.
  *   bool vp__zip_has_suffix(const vp_source *src, const char *suffix);

@@ -79,21 +79,32 @@ static void mark_numbers(cJSON *item, const vp_buf *flags, size_t *k)
     }
 }
 
-cJSON *vp_json_parse(const char *text, size_t len)
+cJSON *vp_json_parse_ex(const char *text, size_t len, int *code)
 {
     const char *end = NULL;
+    size_t failures = vp__alloc_failures();
+    int dummy;
+    if (!code) code = &dummy;
+    *code = VP_OK;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) return NULL;
+    if (!root) {
+        /* cJSON says NULL for both; the allocator knows which it was */
+        *code = vp__alloc_failures() != failures ? VP_ERR_NOMEM : VP_ERR_FORMAT;
+        return NULL;
+    }
     /* only whitespace may follow */
     for (const char *q = end; q && q < text + len; q++)
-        if (!strchr(" \t\r\n", *q) && *q) { cJSON_Delete(root); return NULL; }
+        if (!strchr(" \t\r\n", *q) && *q) { cJSON_Delete(root); *code = VP_ERR_FORMAT; return NULL; }
     vp_buf flags = {0};
     scan_numbers(text, len, &flags);
     size_t k = 0;
-    if (!flags.oom) mark_numbers(root, &flags, &k);
+    if (flags.oom) { vp__buf_free(&flags); cJSON_Delete(root); *code = VP_ERR_NOMEM; return NULL; }
+    mark_numbers(root, &flags, &k);
     vp__buf_free(&flags);
     return root;
 }
+
+cJSON *vp_json_parse(const char *text, size_t len) { return vp_json_parse_ex(text, len, NULL); }
 
 /* Python's repr() of a float: the shortest digits that read back the same,
  * positional for 1e-4 <= |x| < 1e16, else d.ddde[+-]XX. */

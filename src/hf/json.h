@@ -21,6 +21,9 @@ int vp_json_set_bool(cJSON *obj, const char *key, int v);
 int vp_json_get_int(const cJSON *obj, const char *key, int64_t *out);
 /* Parse JSON text marking float literals (VP_JSON_FLOAT_FLAG). NULL if not JSON. */
 cJSON *vp_json_parse(const char *text, size_t len);
+/* As vp_json_parse; on NULL *code says why: VP_ERR_NOMEM (an allocation
+ * failed) or VP_ERR_FORMAT (not JSON). */
+cJSON *vp_json_parse_ex(const char *text, size_t len, int *code);
 /* json.dumps(item, indent=2, sort_keys=True) + "\n", as transformers'
  * save_pretrained writes config.json and preprocessor_config.json:
  * ASCII-escaped strings, floats in Python's repr. vp__malloc'ed; NULL on OOM. */

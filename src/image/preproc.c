@@ -181,8 +181,9 @@ static int get_triple(vp_preproc *pp, const cJSON *o, const char *key, float out
 
 static int configure(vp_preproc *pp, const char *text, size_t len)
 {
-    cJSON *o = vp_json_parse(text, len);
-    if (!o) return pp_err(pp, VP_ERR_FORMAT, "not JSON");
+    int jrc;
+    cJSON *o = vp_json_parse_ex(text, len, &jrc);
+    if (!o) return pp_err(pp, jrc, jrc == VP_ERR_NOMEM ? "out of memory" : "not JSON");
     int rc = VP_OK;
     if (!cJSON_IsObject(o)) { rc = pp_err(pp, VP_ERR_FORMAT, "not a JSON object"); goto done; }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "image_processor_type");

@@ -21,7 +21,7 @@
 #include "models/clip.h"
 
 /* ---- the towers ------------------------------------------------------------ */
-static int enc_sizes(vp_model *m, vp_encoder *e, const cJSON *cfg, const char *where, const vp_cfg_default *defs,
+static int enc_sizes(vp_model *m, vp_encoder *e, const cJSON *cfg, const char *where, const vp_hf_default *defs,
                      int64_t *D, double *eps)
 {
     int rc = vp__cfg_int(m, cfg, where, "hidden_size", defs, 1, 1 << 16, D);
@@ -38,7 +38,7 @@ static int enc_sizes(vp_model *m, vp_encoder *e, const cJSON *cfg, const char *w
 }
 
 int vp__clip_vision_load(vp_model *m, vp_clip_vision *v, const cJSON *cfg, const char *where,
-                         const vp_cfg_default *defs, const char *P)
+                         const vp_hf_default *defs, const char *P)
 {
     double eps;
     int rc = enc_sizes(m, &v->enc, cfg, where, defs, &v->D, &eps);
@@ -64,7 +64,7 @@ int vp__clip_vision_load(vp_model *m, vp_clip_vision *v, const cJSON *cfg, const
 }
 
 int vp__clip_text_load(vp_model *m, vp_clip_text *t, const cJSON *cfg, const char *where,
-                       const vp_cfg_default *defs, const char *P)
+                       const vp_hf_default *defs, const char *P)
 {
     double eps;
     int rc = enc_sizes(m, &t->enc, cfg, where, defs, &t->D, &eps);
@@ -230,9 +230,9 @@ static int clip_open(vp_model *m)
     const cJSON *vc, *tc;
     int rc = vp__cfg_sub(m, "vision_config", &vc);
     if (!rc) rc = vp__cfg_sub(m, "text_config", &tc);
-    if (!rc) rc = vp__cfg_int(m, m->config, NULL, "projection_dim", vp_clip_defaults, 1, 1 << 16, &k->P);
-    if (!rc) rc = vp__clip_vision_load(m, &k->v, vc, "vision_config", vp_clip_vision_defaults, "vision_model.");
-    if (!rc) rc = vp__clip_text_load(m, &k->t, tc, "text_config", vp_clip_text_defaults, "text_model.");
+    if (!rc) rc = vp__cfg_int(m, m->config, NULL, "projection_dim", vp_hf_clip_defaults, 1, 1 << 16, &k->P);
+    if (!rc) rc = vp__clip_vision_load(m, &k->v, vc, "vision_config", vp_hf_clip_vision_defaults, "vision_model.");
+    if (!rc) rc = vp__clip_text_load(m, &k->t, tc, "text_config", vp_hf_clip_text_defaults, "text_model.");
     if (!rc) rc = vp__load_linear(m, &k->vproj, k->P, k->v.D, 0, "visual_projection");
     if (!rc) rc = vp__load_linear(m, &k->tproj, k->P, k->t.D, 0, "text_projection");
     if (rc) return rc;
@@ -267,10 +267,10 @@ static int tower_open(vp_model *m, clip_kind kind)
                          arch, m->model_type, base, withp);
     const char *pre = vis ? (vp__winfo(m, "vision_model.embeddings.class_embedding") ? "vision_model." : "")
                           : (vp__winfo(m, "text_model.embeddings.token_embedding.weight") ? "text_model." : "");
-    int rc = vis ? vp__clip_vision_load(m, &k->v, m->config, NULL, vp_clip_vision_defaults, pre)
-                 : vp__clip_text_load(m, &k->t, m->config, NULL, vp_clip_text_defaults, pre);
+    int rc = vis ? vp__clip_vision_load(m, &k->v, m->config, NULL, vp_hf_clip_vision_defaults, pre)
+                 : vp__clip_text_load(m, &k->t, m->config, NULL, vp_hf_clip_text_defaults, pre);
     if (!rc && k->proj) {
-        const vp_cfg_default *defs = vis ? vp_clip_vision_defaults : vp_clip_text_defaults;
+        const vp_hf_default *defs = vis ? vp_hf_clip_vision_defaults : vp_hf_clip_text_defaults;
         rc = vp__cfg_int(m, m->config, NULL, "projection_dim", defs, 1, 1 << 16, &k->P);
         if (!rc) rc = vp__load_linear(m, vis ? &k->vproj : &k->tproj, k->P, vis ? k->v.D : k->t.D, 0, "%s", pname);
     }

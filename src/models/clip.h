@@ -33,9 +33,9 @@ typedef struct vp_clip_text {
  * names it in messages, e.g. "vision_config", or NULL for the top level)
  * and every weight under prefix (e.g. "clip.vision_model."). */
 int vp__clip_vision_load(vp_model *m, vp_clip_vision *v, const cJSON *cfg, const char *where,
-                         const vp_cfg_default *defs, const char *prefix);
+                         const vp_hf_default *defs, const char *prefix);
 int vp__clip_text_load(vp_model *m, vp_clip_text *t, const cJSON *cfg, const char *where,
-                       const vp_cfg_default *defs, const char *prefix);
+                       const vp_hf_default *defs, const char *prefix);
 void vp__clip_vision_free(vp_clip_vision *v);
 void vp__clip_text_free(vp_clip_text *t);
 

@@ -91,18 +91,18 @@ static int clipseg_open(vp_model *m)
     int64_t heads, mlp;
     int rc = vp__cfg_sub(m, "vision_config", &vc);
     if (!rc) rc = vp__cfg_sub(m, "text_config", &tc);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "projection_dim", vp_clipseg_defaults, 1, 1 << 16, &k->P);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "reduce_dim", vp_clipseg_defaults, 1, 1 << 16, &k->rd);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_num_attention_heads", vp_clipseg_defaults, 1, 1 << 12, &heads);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_intermediate_size", vp_clipseg_defaults, 1, 1 << 20, &mlp);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "projection_dim", vp_hf_clipseg_defaults, 1, 1 << 16, &k->P);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "reduce_dim", vp_hf_clipseg_defaults, 1, 1 << 16, &k->rd);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_num_attention_heads", vp_hf_clipseg_defaults, 1, 1 << 12, &heads);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "decoder_intermediate_size", vp_hf_clipseg_defaults, 1, 1 << 20, &mlp);
     if (!rc && k->rd % heads)
         rc = vp__merr(m, VP_ERR_MISMATCH, "config.json: reduce_dim %lld is not a multiple of decoder_num_attention_heads %lld",
                       (long long)k->rd, (long long)heads);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "conditional_layer", vp_clipseg_defaults, 0, 1 << 20, &k->cond_layer);
-    if (!rc && vp_cfg_read_bool(c, "use_complex_transposed_convolution", 0, &k->complex))
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "conditional_layer", vp_hf_clipseg_defaults, 0, 1 << 20, &k->cond_layer);
+    if (!rc && vp_hf_read_bool(c, "use_complex_transposed_convolution", 0, &k->complex))
         rc = vp__merr(m, VP_ERR_FORMAT, "config.json: use_complex_transposed_convolution is not true or false");
-    if (!rc) rc = vp__clip_vision_load(m, &k->v, vc, "vision_config", vp_clipseg_vision_defaults, "clip.vision_model.");
-    if (!rc) rc = vp__clip_text_load(m, &k->t, tc, "text_config", vp_clipseg_text_defaults, "clip.text_model.");
+    if (!rc) rc = vp__clip_vision_load(m, &k->v, vc, "vision_config", vp_hf_clipseg_vision_defaults, "clip.vision_model.");
+    if (!rc) rc = vp__clip_text_load(m, &k->t, tc, "text_config", vp_hf_clipseg_text_defaults, "clip.text_model.");
     if (!rc) rc = vp__load_linear(m, &k->vproj, k->P, k->v.D, 0, "clip.visual_projection");
     if (!rc) rc = vp__load_linear(m, &k->tproj, k->P, k->t.D, 0, "clip.text_projection");
     if (!rc) rc = read_extract(m, k);
@@ -116,7 +116,7 @@ static int clipseg_open(vp_model *m)
     if (rc) return rc;
     /* decoder_config = the vision config with these sizes and ReLU */
     double eps;
-    rc = vp__cfg_float(m, vc, "vision_config", "layer_norm_eps", vp_clipseg_vision_defaults, &eps);
+    rc = vp__cfg_float(m, vc, "vision_config", "layer_norm_eps", vp_hf_clipseg_vision_defaults, &eps);
     if (rc) return rc;
     k->dec = (vp_encoder){ .layers = k->n, .width = rd, .heads = heads, .mlp = mlp, .act = VP_ACT_RELU };
     rc = vp__encoder_load(m, &k->dec, "decoder.layers.", &vp_enc_names_clip, eps);

@@ -74,10 +74,10 @@ int vp__cfg_sub(vp_model *m, const char *key, const cJSON **out)
 }
 
 int vp__cfg_int(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, int64_t lo, int64_t hi, int64_t *out)
+                const vp_hf_default *defs, int64_t lo, int64_t hi, int64_t *out)
 {
     char wk[160];
-    int rc = vp_cfg_read_int(obj, key, defs, out);
+    int rc = vp_hf_read_int(obj, key, defs, out);
     if (rc == VP_ERR_NOTFOUND)
         return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is missing", where_key(wk, sizeof wk, where, key));
     if (rc) return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is not an integer", where_key(wk, sizeof wk, where, key));
@@ -88,10 +88,10 @@ int vp__cfg_int(vp_model *m, const cJSON *obj, const char *where, const char *ke
 }
 
 int vp__cfg_float(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                  const vp_cfg_default *defs, double *out)
+                  const vp_hf_default *defs, double *out)
 {
     char wk[160];
-    int rc = vp_cfg_read_float(obj, key, defs, out);
+    int rc = vp_hf_read_float(obj, key, defs, out);
     if (rc == VP_ERR_NOTFOUND)
         return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is missing", where_key(wk, sizeof wk, where, key));
     if (rc) return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is not a number", where_key(wk, sizeof wk, where, key));
@@ -99,10 +99,10 @@ int vp__cfg_float(vp_model *m, const cJSON *obj, const char *where, const char *
 }
 
 int vp__cfg_str(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, const char **out)
+                const vp_hf_default *defs, const char **out)
 {
     char wk[160];
-    int rc = vp_cfg_read_str(obj, key, defs, out);
+    int rc = vp_hf_read_str(obj, key, defs, out);
     if (rc == VP_ERR_NOTFOUND)
         return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is missing", where_key(wk, sizeof wk, where, key));
     if (rc) return vp__merr(m, VP_ERR_FORMAT, "config.json: %s is not a string", where_key(wk, sizeof wk, where, key));
@@ -110,7 +110,7 @@ int vp__cfg_str(vp_model *m, const cJSON *obj, const char *where, const char *ke
 }
 
 int vp__cfg_act(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, vp_act *out)
+                const vp_hf_default *defs, vp_act *out)
 {
     const char *name;
     char wk[160];
@@ -325,9 +325,10 @@ static cJSON *read_json(vp_model *m, const char *name)
     char *text = read_text(m, path, name, MAX_CONFIG_BYTES, &len);
     vp__free(path);
     if (!text) return NULL;
-    cJSON *j = vp_json_parse(text, len);
+    int jrc;
+    cJSON *j = vp_json_parse_ex(text, len, &jrc);
     vp__free(text);
-    if (!j) vp__merr(m, VP_ERR_FORMAT, "%s: not valid JSON", name);
+    if (!j) vp__merr(m, jrc, "%s: %s", name, jrc == VP_ERR_NOMEM ? "out of memory" : "not valid JSON");
     else if (!cJSON_IsObject(j)) { cJSON_Delete(j); j = NULL; vp__merr(m, VP_ERR_FORMAT, "%s: not a JSON object", name); }
     return j;
 }

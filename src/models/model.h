@@ -19,7 +19,7 @@
 
 #include "core/internal.h"
 #include "vitport/engine.h"
-#include "hf/config_defaults.h"
+#include "hf/config.h"
 #include "nn/nn.h"
 
 #define VP_MAX_OUTPUTS 16
@@ -90,13 +90,13 @@ int vp__cfg_sub(vp_model *m, const char *key, const cJSON **out);
  * the sub-config's name or NULL for the top level. Integers must lie in
  * [lo, hi]. */
 int vp__cfg_int(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, int64_t lo, int64_t hi, int64_t *out);
+                const vp_hf_default *defs, int64_t lo, int64_t hi, int64_t *out);
 int vp__cfg_float(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                  const vp_cfg_default *defs, double *out);
+                  const vp_hf_default *defs, double *out);
 int vp__cfg_str(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, const char **out);
+                const vp_hf_default *defs, const char **out);
 int vp__cfg_act(vp_model *m, const cJSON *obj, const char *where, const char *key,
-                const vp_cfg_default *defs, vp_act *out);
+                const vp_hf_default *defs, vp_act *out);
 
 /* ---- weights ------------------------------------------------------------ */
 /* The tensor named by fmt, or NULL (no error). */

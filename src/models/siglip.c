@@ -81,7 +81,7 @@ static const char *arch0(const vp_model *m)
  * pools by the mean), so its weights are not fetched. */
 static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *where, const char *P, int need_head)
 {
-    const vp_cfg_default *d = vp_siglip_vision_defaults;
+    const vp_hf_default *d = vp_hf_siglip_vision_defaults;
     int64_t layers;
     double eps;
     int rc = vp__cfg_int(m, c, where, "hidden_size", d, 1, 1 << 16, &v->D);
@@ -94,7 +94,7 @@ static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *w
     if (!rc) rc = vp__cfg_float(m, c, where, "layer_norm_eps", d, &eps);
     if (!rc) rc = vp__cfg_act(m, c, where, "hidden_act", d, &v->enc.act);
     if (rc) return rc;
-    if (vp_cfg_read_bool(c, "vision_use_head", 1, &v->use_head))
+    if (vp_hf_read_bool(c, "vision_use_head", 1, &v->use_head))
         return vp__merr(m, VP_ERR_FORMAT, "config.json: %s%svision_use_head is not a boolean",
                         where ? where : "", where ? "." : "");
     v->grid = v->image / v->patch;
@@ -135,7 +135,7 @@ static int vision_open(vp_model *m, sig_vision *v, const cJSON *c, const char *w
 
 static int text_open(vp_model *m, sig_text *t, const cJSON *c, const char *where, const char *P)
 {
-    const vp_cfg_default *d = vp_siglip_text_defaults;
+    const vp_hf_default *d = vp_hf_siglip_text_defaults;
     int64_t layers, heads, mlp;
     double eps;
     int rc = vp__cfg_int(m, c, where, "hidden_size", d, 1, 1 << 16, &t->D);
@@ -148,7 +148,7 @@ static int text_open(vp_model *m, sig_text *t, const cJSON *c, const char *where
     if (!rc) rc = vp__cfg_act(m, c, where, "hidden_act", d, &t->enc.act);
     if (rc) return rc;
     /* projection_size: absent or null means hidden_size (SiglipTextConfig.__post_init__). */
-    const vp_cfg_default proj_default[] = { { "projection_size", 0, (double)t->D, NULL }, { NULL, 0, 0, NULL } };
+    const vp_hf_default proj_default[] = { { "projection_size", 0, (double)t->D, NULL }, { NULL, 0, 0, NULL } };
     rc = vp__cfg_int(m, c, where, "projection_size", proj_default, 1, 1 << 16, &t->proj);
     if (rc) return rc;
     m->max_text_len = (int)t->max_len;

@@ -72,18 +72,18 @@ static int vit_open_common(vp_model *m, int deit)
     const cJSON *c = m->config;
     int64_t layers, heads, mlp;
     double eps;
-    int rc = vp__cfg_int(m, c, NULL, "hidden_size", vp_vit_defaults, 1, 1 << 16, &v->D);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_hidden_layers", vp_vit_defaults, 0, 1024, &layers);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_attention_heads", vp_vit_defaults, 1, 1 << 12, &heads);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "intermediate_size", vp_vit_defaults, 1, 1 << 20, &mlp);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "patch_size", vp_vit_defaults, 1, 1 << 12, &v->patch);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "image_size", vp_vit_defaults, 1, 1 << 16, &v->image);
-    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_channels", vp_vit_defaults, 1, 64, &v->channels);
-    if (!rc) rc = vp__cfg_float(m, c, NULL, "layer_norm_eps", vp_vit_defaults, &eps);
-    if (!rc) rc = vp__cfg_act(m, c, NULL, "hidden_act", vp_vit_defaults, &v->enc.act);
+    int rc = vp__cfg_int(m, c, NULL, "hidden_size", vp_hf_vit_defaults, 1, 1 << 16, &v->D);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_hidden_layers", vp_hf_vit_defaults, 0, 1024, &layers);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_attention_heads", vp_hf_vit_defaults, 1, 1 << 12, &heads);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "intermediate_size", vp_hf_vit_defaults, 1, 1 << 20, &mlp);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "patch_size", vp_hf_vit_defaults, 1, 1 << 12, &v->patch);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "image_size", vp_hf_vit_defaults, 1, 1 << 16, &v->image);
+    if (!rc) rc = vp__cfg_int(m, c, NULL, "num_channels", vp_hf_vit_defaults, 1, 64, &v->channels);
+    if (!rc) rc = vp__cfg_float(m, c, NULL, "layer_norm_eps", vp_hf_vit_defaults, &eps);
+    if (!rc) rc = vp__cfg_act(m, c, NULL, "hidden_act", vp_hf_vit_defaults, &v->enc.act);
     if (rc) return rc;
     int qkv_bias = 1;
-    if (vp_cfg_read_bool(c, "qkv_bias", 1, &qkv_bias) || !qkv_bias)
+    if (vp_hf_read_bool(c, "qkv_bias", 1, &qkv_bias) || !qkv_bias)
         return vp__merr(m, VP_ERR_UNSUPPORTED, "config.json: qkv_bias must be true (vitport runs ViT with q/k/v biases)");
     v->grid = v->image / v->patch;
     v->tokens = deit ? 2 : 1;
@@ -110,7 +110,7 @@ static int vit_open_common(vp_model *m, int deit)
         const vp_tensor *t = vp__winfo(m, "%spooler.dense.weight", P);
         int64_t out = t->ndim == 2 ? t->shape[0] : D;
         const char *act = "tanh";
-        if (vp_cfg_read_str(c, "pooler_act", NULL, &act) == VP_ERR_FORMAT || strcmp(act, "tanh"))
+        if (vp_hf_read_str(c, "pooler_act", NULL, &act) == VP_ERR_FORMAT || strcmp(act, "tanh"))
             return vp__merr(m, VP_ERR_UNSUPPORTED, "config.json: pooler_act must be \"tanh\"");
         rc = vp__load_linear(m, &v->pooler, out, D, 1, "%spooler.dense", P);
         if (rc) return rc;

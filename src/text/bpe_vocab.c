@@ -20,73 +20,65 @@
 
 /* ---- reading the file ---------------------------------------------------- */
 
-char *vp_text_read(const char *path, size_t *len, char *err, size_t errlen)
+char *vp_text_read(const char *path, size_t *len, int *code, char *err, size_t errlen)
 {
-    vp_map m;
-    char merr[256];
-    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) {
-        vp_text_fail(err, errlen, "%s", merr);
-        return NULL;
+    char *raw = NULL;
+    size_t rawlen = 0;
+    if ((*code = vp__read_file(path, VP_BPE_MAX_BYTES, &raw, &rawlen, err, errlen)) != VP_OK) return NULL;
+    *code = VP_ERR_FORMAT;
+    if (!(rawlen >= 2 && (uint8_t)raw[0] == 0x1f && (uint8_t)raw[1] == 0x8b)) {
+        *len = rawlen;
+        return raw;
     }
     char *out = NULL;
-    if (m.size >= 2 && m.base[0] == 0x1f && m.base[1] == 0x8b) {
-        z_stream z;
-        memset(&z, 0, sizeof z);
-        if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-            vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
-            goto done;
-        }
-        size_t cap = 1 << 20, n = 0;
-        out = vp__malloc(cap + 1);
-        int rc = Z_OK;
-        z.next_in = (Bytef *)m.base;
-        while (out && rc != Z_STREAM_END) {
-            if (n == cap) {
-                if (cap >= VP_BPE_MAX_BYTES) {
-                    vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a tokenizer file", path,
-                                 VP_BPE_MAX_BYTES >> 20);
-                    vp__free(out);
-                    out = NULL;
-                    break;
-                }
-                cap *= 2;
-                char *grown = vp__realloc(out, cap + 1);
-                if (!grown) { vp__free(out); out = NULL; break; }
-                out = grown;
-            }
-            uint64_t left = m.size - (uint64_t)((const uint8_t *)z.next_in - m.base);
-            z.avail_in = left > UINT32_MAX ? UINT32_MAX : (uInt)left;
-            z.next_out = (Bytef *)out + n;
-            z.avail_out = (uInt)(cap - n);
-            rc = inflate(&z, Z_NO_FLUSH);
-            n = cap - z.avail_out;
-            if (rc != Z_OK && rc != Z_STREAM_END) {
-                vp_text_fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
-                vp__free(out);
-                out = NULL;
-            } else if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
-                vp_text_fail(err, errlen, "%s: truncated gzip data", path);
-                vp__free(out);
-                out = NULL;
-            }
-        }
-        inflateEnd(&z);
-        if (out) { out[n] = 0; *len = n; }
-        else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
-    } else {
-        if (m.size > VP_BPE_MAX_BYTES) {
-            vp_text_fail(err, errlen, "%s: %llu bytes, too large for a tokenizer file", path,
-                         (unsigned long long)m.size);
-            goto done;
-        }
-        out = vp__malloc((size_t)m.size + 1);
-        if (!out) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
-        if (m.size) memcpy(out, m.base, (size_t)m.size);
-        out[m.size] = 0;
-        *len = (size_t)m.size;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        *code = VP_ERR_NOMEM;
+        vp_text_fail(err, errlen, "%s: cannot start gzip inflation", path);
+        vp__free(raw);
+        return NULL;
     }
-done:
-    vp__map_close(&m);
+    size_t cap = 1 << 20, n = 0;
+    out = vp__malloc(cap + 1);
+    if (!out) *code = VP_ERR_NOMEM;
+    int rc = Z_OK;
+    z.next_in = (Bytef *)raw;
+    while (out && rc != Z_STREAM_END) {
+        if (n == cap) {
+            if (cap >= VP_BPE_MAX_BYTES) {
+                *code = VP_ERR_LIMIT;
+                vp_text_fail(err, errlen, "%s: inflates past %u MB, too large for a tokenizer file", path,
+                             VP_BPE_MAX_BYTES >> 20);
+                vp__free(out);
+                out = NULL;
+                break;
+            }
+            cap *= 2;
+            char *grown = vp__realloc(out, cap + 1);
+            if (!grown) { vp__free(out); out = NULL; *code = VP_ERR_NOMEM; break; }
+            out = grown;
+        }
+        size_t left = rawlen - (size_t)((const char *)z.next_in - raw);
+        z.avail_in = left > UINT32_MAX ? UINT32_MAX : (uInt)left;
+        z.next_out = (Bytef *)out + n;
+        z.avail_out = (uInt)(cap - n);
+        rc = inflate(&z, Z_NO_FLUSH);
+        n = cap - z.avail_out;
+        if (rc != Z_OK && rc != Z_STREAM_END) {
+            vp_text_fail(err, errlen, "%s: corrupt gzip data (%s)", path, z.msg ? z.msg : "inflate failed");
+            vp__free(out);
+            out = NULL;
+        } else if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+            vp_text_fail(err, errlen, "%s: truncated gzip data", path);
+            vp__free(out);
+            out = NULL;
+        }
+    }
+    inflateEnd(&z);
+    vp__free(raw);
+    if (out) { out[n] = 0; *len = n; *code = VP_OK; }
+    else if (!err[0]) vp_text_fail(err, errlen, "%s: out of memory", path);
     return out;
 }
 
@@ -192,7 +184,7 @@ void vp_bpe_vocab_free(vp_bpe_vocab *v)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
-/* Split the merge lines into tokens and build the vocabulary list. */
+/* 0, -1 when the file is malformed, or VP_ERR_NOMEM; err says why. */
 static int build_vocab(vp_bpe_vocab *v, const char *path, size_t textlen, int64_t vocab_size, char *err, size_t errlen)
 {
     if (vocab_size <= 0) vocab_size = BPE_BYTE_TOKENS + BPE_SPECIALS + VP_BPE_OPENAI_MERGES;   /* at most */
@@ -227,14 +219,17 @@ static int build_vocab(vp_bpe_vocab *v, const char *path, size_t textlen, int64_
     /* byte symbols (<= 2 bytes) and with </w>: 8 bytes each; merged tokens. */
     size_t joined_cap = 512 * 8 + (size_t)(end - line) + nm + 64;
     v->joined = vp__malloc(joined_cap);
-    if (!v->left || !v->right || !v->tok || !v->joined) return vp_text_fail(err, errlen, "%s: out of memory", path);
+    if (!v->left || !v->right || !v->tok || !v->joined) {
+        vp_text_fail(err, errlen, "%s: out of memory", path);
+        return VP_ERR_NOMEM;
+    }
 
     char *q = line;
     for (size_t i = 0; i < nm; i++) {
         char *nl = memchr(q, '\n', (size_t)(end - q));
         char *le = nl ? nl : end;
         /* tokens are cut out as C strings: a NUL would end one early */
-        if (!vp_text_utf8_ok((const uint8_t *)q, (size_t)(le - q)) || memchr(q, 0, (size_t)(le - q)))
+        if (vp__utf8_check((const uint8_t *)q, (size_t)(le - q), false) != (size_t)(le - q) || memchr(q, 0, (size_t)(le - q)))
             return vp_text_fail(err, errlen, "%s: merge line %zu is not valid UTF-8", path, i + 2);
         char *parts[3] = { 0 };
         int np = 0;
@@ -277,7 +272,10 @@ static int build_vocab(vp_bpe_vocab *v, const char *path, size_t textlen, int64_
     tokset set = { v->tok, NULL, 1 };
     while (set.cap < 2 * v->ntok) set.cap <<= 1;
     set.slot = vp__malloc(set.cap * sizeof *set.slot);
-    if (!set.slot) return vp_text_fail(err, errlen, "%s: out of memory", path);
+    if (!set.slot) {
+        vp_text_fail(err, errlen, "%s: out of memory", path);
+        return VP_ERR_NOMEM;
+    }
     memset(set.slot, 0xff, set.cap * sizeof *set.slot);
     int rc = 0;
     for (size_t i = 0; i < BPE_BYTE_TOKENS && !rc; i++) tokset_add(&set, v->tok, i);
@@ -302,10 +300,12 @@ int vp_bpe_vocab_read(vp_bpe_vocab *v, const char *path, char *err, size_t errle
     memset(v, 0, sizeof *v);
     if (errlen) err[0] = 0;
     size_t textlen = 0;
-    v->text = vp_text_read(path, &textlen, err, errlen);
-    if (!v->text) return -1;
+    int code = VP_OK;
+    v->text = vp_text_read(path, &textlen, &code, err, errlen);
+    if (!v->text) return code;
     v->as_openai = 1;
-    if (build_vocab(v, path, textlen, 0, err, errlen)) { vp_bpe_vocab_free(v); return -1; }
+    int brc = build_vocab(v, path, textlen, 0, err, errlen);   /* -1: malformed */
+    if (brc) { vp_bpe_vocab_free(v); return brc > 0 ? brc : VP_ERR_FORMAT; }
     return 0;
 }
 
@@ -317,15 +317,20 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
     vp_bpe_vocab v;
     memset(&v, 0, sizeof v);
     size_t textlen = 0;
-    v.text = vp_text_read(path, &textlen, err, errlen);
-    if (!v.text) return -1;
-    if (build_vocab(&v, path, textlen, vocab_size, err, errlen)) { vp_bpe_vocab_free(&v); return -1; }
+    int code = VP_OK;
+    v.text = vp_text_read(path, &textlen, &code, err, errlen);
+    if (!v.text) return code;
+    int brc = build_vocab(&v, path, textlen, vocab_size, err, errlen);   /* -1: malformed */
+    if (brc) {
+        vp_bpe_vocab_free(&v);
+        return brc > 0 ? brc : VP_ERR_FORMAT;
+    }
 
     /* vocab.json: json.dumps(encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n".
      * Python sorts by code point, which is the byte order of UTF-8. */
     size_t *order = vp__malloc(v.ntok * sizeof *order);
     vp_buf b = { 0 };
-    int rc = -1;
+    int rc = VP_ERR_NOMEM;
     if (!order) { vp_text_fail(err, errlen, "%s: out of memory", path); goto done; }
     for (size_t i = 0; i < v.ntok; i++) order[i] = i;
     qsort_r(order, v.ntok, sizeof *order, cmp_tok, (void *)v.tok);
@@ -347,7 +352,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
 
     special_tokens_map(&b);
     if (vp_text_take(&out[3], "special_tokens_map.json", &b)) goto oom;
-    rc = 0;
+    rc = VP_OK;
     goto done;
 oom:
     vp_text_fail(err, errlen, "%s: out of memory", path);

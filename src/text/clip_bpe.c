@@ -308,7 +308,8 @@ static const char *special(const cJSON *cfg, const cJSON *stmap, const char *key
 static cJSON *parse_json_file(const char *path, char *err, size_t errlen)
 {
     size_t n;
-    char *text = vp_text_read(path, &n, err, errlen);
+    int code = VP_OK;
+    char *text = vp_text_read(path, &n, &code, err, errlen);
     if (!text) return NULL;
     if (strlen(text) != n) {
         vp__free(text);
@@ -329,7 +330,7 @@ static int load_vocab_json(vp_clip *c, const char *path, const cJSON *vocab, cha
         if (d < 0 || d > (1 << 30) || d != (double)(int64_t)d)
             return fail(err, errlen, VP_ERR_FORMAT, "%s: the id of \"%.100s\" is not an integer in 0..2^30", path,
                         e->string);
-        if (!vp_text_utf8_ok((const uint8_t *)e->string, strlen(e->string)))
+        if (vp__utf8_check((const uint8_t *)e->string, strlen(e->string), false) != strlen(e->string))
             return fail(err, errlen, VP_ERR_FORMAT, "%s: a vocabulary entry is not valid UTF-8", path);
         if (add_vocab(c, e->string, strlen(e->string), (int64_t)d))
             return fail(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
@@ -340,10 +341,11 @@ static int load_vocab_json(vp_clip *c, const char *path, const cJSON *vocab, cha
 static int load_merges_txt(vp_clip *c, const char *path, char *err, size_t errlen)
 {
     size_t n;
-    char *text = vp_text_read(path, &n, err, errlen);
-    if (!text) return VP_ERR_IO;
+    int code = VP_OK;
+    char *text = vp_text_read(path, &n, &code, err, errlen);
+    if (!text) return code;
     int rc = 0;
-    if (!vp_text_utf8_ok((const uint8_t *)text, n)) {
+    if (vp__utf8_check((const uint8_t *)text, n, false) != n) {
         rc = fail(err, errlen, VP_ERR_FORMAT, "%s: not valid UTF-8", path);
         goto done;
     }

@@ -153,8 +153,9 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
 {
     *out = NULL;
     size_t n;
-    char *data = vp_text_read(model, &n, err, errlen);
-    if (!data) return VP_ERR_IO;
+    int code = VP_OK;
+    char *data = vp_text_read(model, &n, &code, err, errlen);
+    if (!data) return code;
     vp_siglip *s = vp__calloc(1, sizeof *s);
     if (!s) { vp__free(data); return fail(err, errlen, VP_ERR_NOMEM, "out of memory"); }
     char why[512];

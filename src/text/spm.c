@@ -58,7 +58,7 @@ static int parse_piece(pb body, pb *text)
         pb sub = { 0 };
         if (pb_field(&body, &f, &wt, &sub)) return -1;
         if (f == 1) {
-            if (wt != 2 || !vp_text_utf8_ok(sub.p, (size_t)(sub.end - sub.p))) return -1;
+            if (wt != 2 || vp__utf8_check(sub.p, (size_t)(sub.end - sub.p), false) != (size_t)(sub.end - sub.p)) return -1;
             *text = sub;
             have = 1;
         } else if ((f == 2 && wt != 5) || (f == 3 && wt != 0)) {
@@ -155,18 +155,14 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
                            vp_text_file out[3], char *err, size_t errlen)
 {
     memset(out, 0, 3 * sizeof *out);
-    vp_map m;
-    char merr[256];
-    if (vp__map_open(&m, path, merr, sizeof merr) != VP_OK) return vp_text_fail(err, errlen, "%s", merr);
-    int rc = -1;
+    char *data = NULL;
+    size_t size = 0;
+    int rc = vp__read_file(path, VP_SPM_MAX_BYTES, &data, &size, err, errlen);
+    if (rc) return rc;
+    rc = VP_ERR_FORMAT;
     spm_info info;
     char why[160];
-    if (m.size > VP_SPM_MAX_BYTES) {
-        vp_text_fail(err, errlen, "%s: %llu bytes, too large for a SentencePiece model", path,
-                     (unsigned long long)m.size);
-        goto done;
-    }
-    if (spm_scan(m.base, (size_t)m.size, &info, why, sizeof why)) {
+    if (spm_scan((const uint8_t *)data, size, &info, why, sizeof why)) {
         vp_text_fail(err, errlen, "%s: not a SentencePiece model: %s", path, why);
         goto done;
     }
@@ -176,10 +172,9 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
         goto done;
     }
     out[0].name = "spiece.model";
-    out[0].data = vp__malloc(m.size ? (size_t)m.size : 1);
-    if (!out[0].data) goto oom;
-    memcpy(out[0].data, m.base, (size_t)m.size);
-    out[0].len = (size_t)m.size;
+    out[0].data = data;              /* the model's bytes, as read */
+    out[0].len = size;
+    data = NULL;
 
     vp_buf b = { 0 };
     siglip_tokenizer_config(&b, &info, model_max_length, processor_class);
@@ -187,12 +182,13 @@ int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const cha
 
     siglip_special_tokens_map(&b);
     if (vp_text_take(&out[2], "special_tokens_map.json", &b)) goto oom;
-    rc = 0;
+    rc = VP_OK;
     goto done;
 oom:
+    rc = VP_ERR_NOMEM;
     vp_text_fail(err, errlen, "%s: out of memory", path);
     vp_text_files_free(out, 3);
 done:
-    vp__map_close(&m);
+    vp__free(data);
     return rc;
 }

@@ -7,9 +7,7 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-#include "text/tokenize.h"
-}
+#include "text/tokenize.h"   /* declares the shim's functions extern "C" */
 
 struct vp_spm {
     sentencepiece::SentencePieceProcessor sp;

@@ -10,8 +10,8 @@
  * structural check of the protobuf) and the tokenizer_config.json /
  * special_tokens_map.json that SiglipTokenizer (4.x) saves.
  *
- * text_common.c: what both share (JSON strings, AddedToken entries, UTF-8
- * checks, error text).
+ * text_common.c: what both share (JSON strings, AddedToken entries, error
+ * text). UTF-8 is checked with vp__utf8_check (src/core).
  */
 #ifndef VP_TEXT_H
 #define VP_TEXT_H
@@ -40,7 +40,9 @@ void vp_text_files_free(vp_text_file *files, int n);
  * that vocab_size (the model's token-embedding rows) is reproduced exactly.
  * model_max_length is the text context length; processor_class (may be
  * NULL) is recorded as a processor's save_pretrained records it.
- * out[0..3] receive the files. Returns 0, or -1 with err set (one line).
+ * out[0..3] receive the files. Returns VP_OK, or a VP_ERR_* code with err
+ * set (one line): the file reader's code when it cannot be read
+ * (VP_ERR_IO, VP_ERR_LIMIT), VP_ERR_NOMEM, else VP_ERR_FORMAT.
  */
 int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_max_length,
                            const char *processor_class, vp_text_file out[4], char *err, size_t errlen);
@@ -50,6 +52,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
  * out[1] tokenizer_config.json, out[2] special_tokens_map.json. The model
  * must parse as a SentencePiece ModelProto with its pieces, and hold the
  * "</s>" and "<unk>" pieces SiglipTokenizer uses (their ids are recorded).
+ * Returns as vp_bpe_tokenizer_files.
  */
 int vp_spm_tokenizer_files(const char *path, int64_t model_max_length, const char *processor_class,
                            vp_text_file out[3], char *err, size_t errlen);
@@ -79,8 +82,9 @@ void vp_bpe_vocab_free(vp_bpe_vocab *v);
 void vp_text_byte_symbols(char sym[256][3], uint8_t byte_of[256]);
 
 /* The whole file, inflated when gzipped; NUL-terminated, vp__malloc'ed
- * (at most VP_BPE_MAX_BYTES). NULL with err set. */
-char *vp_text_read(const char *path, size_t *len, char *err, size_t errlen);
+ * (at most VP_BPE_MAX_BYTES). NULL with *code (the reader's VP_ERR_*) and
+ * err set. */
+char *vp_text_read(const char *path, size_t *len, int *code, char *err, size_t errlen);
 
 /* The structural check of a SentencePiece model that vp_spm_tokenizer_files
  * makes (a ModelProto with pieces and a trainer_spec): 0, or -1 with why
@@ -92,12 +96,6 @@ struct vp_buf;
 
 /* Format into err (one line) and return -1. */
 int vp_text_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Well-formed UTF-8 as Python's strict decode requires: no overlong forms,
- * nothing past U+10FFFF, no surrogates. NUL bytes are valid UTF-8. */
-int vp_text_utf8_ok(const uint8_t *s, size_t n);
-/* The same check: the offset of the first character that breaks it, or n. */
-size_t vp_text_utf8_check(const uint8_t *s, size_t n);
 
 /* Hand b's contents to f as the file `name` and clear b; 0, or -1 (b freed)
  * when b ran out of memory. */

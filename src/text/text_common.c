@@ -1,8 +1,8 @@
 /*
- * What both tokenizer builders (bpe_vocab.c, spm.c) share: error text,
- * UTF-8 validation, and the JSON of the files transformers' tokenizers save
- * (strings as json.dumps(ensure_ascii=False) writes them, AddedToken
- * entries, special_tokens_map.json). The layout is json.dumps(indent=2,
+ * What both tokenizer builders (bpe_vocab.c, spm.c) share: error text and
+ * the JSON of the files transformers' tokenizers save (strings as
+ * json.dumps(ensure_ascii=False) writes them, AddedToken entries,
+ * special_tokens_map.json). The layout is json.dumps(indent=2,
  * sort_keys=True): every object below is written with its keys in sorted
  * order, which the callers keep too.
  */
@@ -19,30 +19,6 @@ int vp_text_fail(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-int vp_text_utf8_ok(const uint8_t *s, size_t n) { return vp_text_utf8_check(s, n) == n; }
-
-size_t vp_text_utf8_check(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xe0) == 0xc0) { k = 1; min = 0x80; c &= 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { k = 2; min = 0x800; c &= 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { k = 3; min = 0x10000; c &= 0x07; }
-        else return i;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return i;
-            c = (c << 6) | (s[i + j] & 0x3f);
-        }
-        /* overlong forms, past U+10FFFF, and surrogates are refused as Python does */
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return i;
-        i += k + 1;
-    }
-    return n;
 }
 
 void vp_text_files_free(vp_text_file *files, int n)

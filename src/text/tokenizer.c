@@ -59,8 +59,9 @@ static cJSON *read_json(vp_tokenizer *t, const char *dir, const char *name, int 
     if (is_file(path)) {
         size_t n;
         char err[512] = "";
-        char *text = vp_text_read(path, &n, err, sizeof err);
-        if (!text) *rc = set_err(t, VP_ERR_IO, "%s", err);
+        int code = VP_OK;
+        char *text = vp_text_read(path, &n, &code, err, sizeof err);
+        if (!text) *rc = set_err(t, code, "%s", err);
         else if (strlen(text) != n || !(j = cJSON_ParseWithLength(text, n)) || !cJSON_IsObject(j))
             *rc = set_err(t, VP_ERR_FORMAT, "%s: not a JSON object", path);
         vp__free(text);
@@ -219,7 +220,7 @@ int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t 
         if (len > VP_TEXT_MAX_BYTES)
             return set_err(t, VP_ERR_LIMIT, "text %zu: %zu bytes, more than the %u MiB limit", i, len,
                            VP_TEXT_MAX_BYTES >> 20);
-        size_t bad = vp_text_utf8_check((const uint8_t *)texts[i], len);
+        size_t bad = vp__utf8_check((const uint8_t *)texts[i], len, false);
         if (bad < len)
             return set_err(t, VP_ERR_ARG, "text %zu: not valid UTF-8 (byte %zu); texts must be UTF-8 as a Python "
                            "str would be", i, bad);

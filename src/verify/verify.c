@@ -279,12 +279,12 @@ int vp_verify_run(vp_verify *v, const char *dir, const vp_verify_opts *o)
         int clipseg = !strcmp(mt, "clipseg");
         int64_t x;
         if (!strcmp(mt, "vit") || !strcmp(mt, "deit")) {
-            if (vp_cfg_read_int(cfg, "num_attention_heads", vp_vit_defaults, &x) == VP_OK) hp.heads = x;
+            if (vp_hf_read_int(cfg, "num_attention_heads", vp_hf_vit_defaults, &x) == VP_OK) hp.heads = x;
         } else if (!strcmp(mt, "clip") || clipseg) {
-            if (vp_cfg_read_int(cJSON_IsObject(vc) ? vc : NULL, "num_attention_heads",
-                                clipseg ? vp_clipseg_vision_defaults : vp_clip_vision_defaults, &x) == VP_OK) hp.heads = x;
-            if (vp_cfg_read_int(cJSON_IsObject(tc) ? tc : NULL, "num_attention_heads",
-                                clipseg ? vp_clipseg_text_defaults : vp_clip_text_defaults, &x) == VP_OK) hp.text_heads = x;
+            if (vp_hf_read_int(cJSON_IsObject(vc) ? vc : NULL, "num_attention_heads",
+                                clipseg ? vp_hf_clipseg_vision_defaults : vp_hf_clip_vision_defaults, &x) == VP_OK) hp.heads = x;
+            if (vp_hf_read_int(cJSON_IsObject(tc) ? tc : NULL, "num_attention_heads",
+                                clipseg ? vp_hf_clipseg_text_defaults : vp_hf_clip_text_defaults, &x) == VP_OK) hp.text_heads = x;
         }
         if (clipseg) {
             if (vp_json_get_int(cfg, "decoder_num_attention_heads", &x)) hp.decoder_heads = x;
