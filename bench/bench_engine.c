@@ -13,8 +13,9 @@
  *       C[M, N] = A[M, K] W[N, K]^T through vp_nn_gemm (the engine's
  *       product, the BLAS it links) for each shape: prints
  *       "sgemm M N K seconds BEST gflops G" per shape.
- * Exit status 3 when the model is of a type or class vitport does not run
- * (VP_ERR_UNSUPPORTED), so the script can skip it with a clear line.
+ * Exit status 3 when the model is of a type or class vitport does not open
+ * (VP_ERR_UNSUPPORTED), 4 when its run refuses the inputs given (e.g. one
+ * tower alone), so the script can skip or fall back with a clear line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ static int forward(int argc, char **argv)
         if (r && dc < best_cpu) best_cpu = dc;
         if (rc) {
             fprintf(stderr, "%s\n", vp_ctx_errmsg(c));
-            return rc == VP_ERR_UNSUPPORTED || rc == VP_ERR_ARG ? 3 : 1;
+            return rc == VP_ERR_UNSUPPORTED || rc == VP_ERR_ARG ? 4 : 1;
         }
         if (r && dt < best) best = dt;
     }

@@ -8,9 +8,11 @@
       OUT_DIR/<name>/, and inputs OUT_DIR/<name>/inputs_b<B>.npz for B = 1, 8
       (pixel_values and, for the text towers, input_ids).
   peer_engine.py warm MODEL_DIR TOWER BATCH THREADS REPS
-      warm forward (3 untimed runs, then best of REPS) of TOWER (image or
-      text) under torch.inference_mode() with THREADS threads; prints
+      warm forward (3 untimed runs, then best of REPS) of TOWER (image,
+      text, or both: the vision then the text model) under torch.inference_mode() with THREADS threads; prints
       "seconds <best>" (wall) and "cpu_seconds <least>" (process CPU time).
+  peer_engine.py shapes MODEL_DIR TOWER BATCH
+      the forward's matrix-product shapes and FLOPs (see shapes()).
   peer_engine.py once MODEL_DIR TOWER INPUTS.npz OUT.npz THREADS
       what one vitport run does, as a Python process: import, load, one
       forward, save the outputs (time it from outside).
@@ -26,7 +28,9 @@ def tower_fn(model, tower):
         return lambda a: model(pixel_values=a)
     if tower == "image":
         return lambda a: model.vision_model(pixel_values=a)
-    return lambda a: model.text_model(input_ids=a)
+    if tower == "text":
+        return lambda a: model.text_model(input_ids=a)
+    return lambda a: (model.vision_model(pixel_values=a[0]), model.text_model(input_ids=a[1]))
 
 
 def load(model_dir):
@@ -68,7 +72,40 @@ def inputs(path, tower):
     import numpy as np
     import torch
     z = np.load(path)
+    if tower == "both":
+        return torch.from_numpy(z["pixel_values"]), torch.from_numpy(z["input_ids"])
     return torch.from_numpy(z["pixel_values" if tower == "image" else "input_ids"])
+
+
+def shapes(model_dir, tower, batch):
+    """The encoder's matrix products as "gemm M N K COUNT" lines (the patch
+    embedding's too) and "flops F": their FLOPs plus attention's two
+    products per head, for one forward of `batch` inputs. Pooling heads and
+    projections (a few rows each) are left out."""
+    import json
+    import os
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    towers = ["image", "text"] if tower == "both" else [tower]
+    total = 0
+    for t in towers:
+        c = cfg if cfg.get("model_type") == "vit" else cfg[("vision" if t == "image" else "text") + "_config"]
+        D, F, N = c.get("hidden_size", 768), c.get("intermediate_size", 3072), c.get("num_hidden_layers", 12)
+        if t == "image":
+            p, size = c.get("patch_size", 16), c.get("image_size", 224)
+            L = (size // p) ** 2 + (0 if cfg.get("model_type") == "siglip" else 1)
+            M = batch * (size // p) ** 2
+            print(f"gemm {M} {D} {3 * p * p} 1")
+            total += 2 * M * D * 3 * p * p
+        else:
+            import numpy as np
+            L = np.load(os.path.join(model_dir, f"inputs_b{batch}.npz"))["input_ids"].shape[1]
+        M = batch * L
+        for n, k, cnt in ((D, D, 4 * N), (F, D, N), (D, F, N)):
+            print(f"gemm {M} {n} {k} {cnt}")
+            total += 2 * M * n * k * cnt
+        total += N * batch * 2 * (2 * L * L * D)
+    print(f"flops {total}")
 
 
 def warm(model_dir, tower, batch, threads, reps):
@@ -99,7 +136,8 @@ def once(model_dir, tower, inp, out, threads):
     model = load(model_dir)
     with torch.inference_mode():
         o = tower_fn(model, tower)(inputs(inp, tower))
-    np.savez(out, last_hidden_state=o.last_hidden_state.numpy())
+    o = o if isinstance(o, tuple) else (o,)
+    np.savez(out, **{f"last_hidden_state_{i}": r.last_hidden_state.numpy() for i, r in enumerate(o)})
 
 
 if __name__ == "__main__":
@@ -108,6 +146,8 @@ if __name__ == "__main__":
         make(args[0])
     elif cmd == "warm":
         warm(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif cmd == "shapes":
+        shapes(args[0], args[1], int(args[2]))
     elif cmd == "once":
         once(args[0], args[1], args[2], args[3], int(args[4]))
     else:
