@@ -155,7 +155,7 @@ static float *strided(const float *src, size_t rows, size_t w, size_t ld)
 
 static void test_attention(int threads)
 {
-    const char *cases[] = {"att1", "att2", "att3", "att4", "att5", "att6", "att7", "att8"};
+    const char *cases[] = {"att1", "att2", "att3", "att4", "att5", "att6", "att7", "att8", "att9"};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         int64_t d[6];
         dims(cases[c], d, 6);

@@ -18,10 +18,13 @@ static void head_attention(float *out, int64_t ldo, const float *q, int64_t ldq,
 
 /* Threads the (batch, head) pairs are shared among: all of them when the
  * BLAS runs a product called inside a parallel region on the calling
- * thread; otherwise one (the products inside are threaded instead). */
-static int64_t attention_threads(int64_t B, int64_t H)
+ * thread and there is work enough to pay for waking them; otherwise one
+ * (the products inside may then be threaded instead). */
+static int64_t attention_threads(int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t dh)
 {
-    int64_t nt = vp__nn_blas_nests() ? vp_nn_threads() : 1, pairs = B * H;
+    int64_t pairs = B * H;
+    double flops = 4.0 * (double)pairs * (double)Lq * (double)Lk * (double)dh;
+    int64_t nt = vp__nn_blas_nests() && flops >= 1e6 ? vp_nn_threads() : 1;
     return pairs < nt ? (pairs > 0 ? pairs : 1) : nt;
 }
 
@@ -31,7 +34,7 @@ void vp_nn_attention(float *out, int64_t ldo,
                      int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t dh,
                      float scale, int causal, float *scratch)
 {
-    int64_t nt = attention_threads(B, H), pairs = B * H;
+    int64_t nt = attention_threads(B, Lq, Lk, H, dh), pairs = B * H;
     /* Each thread takes a contiguous block of pairs and its own Lq x Lk
      * slice of the scratch; the products inside run on that thread. */
     #pragma omp parallel num_threads((int)nt) if (nt > 1)
@@ -52,7 +55,11 @@ void vp_nn_attention(float *out, int64_t ldo,
 
 size_t vp_nn_attention_scratch(int64_t B, int64_t Lq, int64_t Lk, int64_t H)
 {
-    return (size_t)attention_threads(B, H) * (size_t)Lq * (size_t)Lk;
+    /* one [Lq, Lk] slice per thread that may share the pairs (at least
+     * attention_threads() for any head size) */
+    int64_t nt = vp__nn_blas_nests() ? vp_nn_threads() : 1, pairs = B * H;
+    nt = pairs < nt ? (pairs > 0 ? pairs : 1) : nt;
+    return (size_t)nt * (size_t)Lq * (size_t)Lk;
 }
 
 size_t vp_nn_patch_embed_scratch(int64_t C, int64_t H, int64_t W, int64_t p)
