@@ -137,6 +137,7 @@ int cmd_run(int argc, char **argv)
     if (!rc) rc = vp_npz_writer_finish(w);
     if (rc) { fprintf(stderr, "vitport run: %s\n", vp_npz_writer_errmsg(w)); vp_npz_writer_close(w); goto done; }
     vp_npz_writer_close(w);
+    double t3 = now();
     if (!quiet) {
         printf("%s: ran %s", dir, vp_model_class(m));
         for (size_t i = 0; i < vp_ctx_output_count(c); i++) {
@@ -145,7 +146,7 @@ int cmd_run(int argc, char **argv)
             for (int d = 0; d < o->ndim; d++) printf("%s%lld", d ? ", " : "", (long long)o->shape[d]);
             printf("]");
         }
-        printf("\nload %.3f s, forward %.3f s; wrote %s\n", t1 - t0, t2 - t1, out);
+        printf("\nload %.3f s, forward %.3f s; wrote %s in %.3f s\n", t1 - t0, t2 - t1, out, t3 - t2);
     }
     status = VP_EXIT_OK;
 done:

@@ -77,8 +77,8 @@ void vp__encoder_layer(vp_ctx *c, const vp_encoder *e, int i, float *x, int64_t 
     vp_nn_linear(x, D, ctx, D, rows, &ly->o.w, ly->o.b, 1);      /* x += o(ctx) */
 
     vp__ln(&ly->ln2, n, x, rows);
-    vp__linear(&ly->fc1, h, F, n, D, rows);
-    vp_nn_act(h, (size_t)(rows * F), e->act);
+    vp_nn_linear(h, F, n, D, rows, &ly->fc1.w, NULL, 0);
+    vp_nn_bias_act(h, F, rows, F, ly->fc1.b, e->act);            /* act(fc1(.)) in one pass */
     vp_nn_linear(x, D, h, F, rows, &ly->fc2.w, ly->fc2.b, 1);    /* x += fc2(act(fc1(.))) */
 }
 

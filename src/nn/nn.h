@@ -15,9 +15,12 @@
 
 #include "vitport/vitport.h"
 
-/* Threads the ops of the calling thread may use (>= 1). */
+/* Threads the ops of the calling thread may use (>= 1). Also sets the
+ * BLAS's thread count, which is one setting for the whole process. */
 void vp_nn_set_threads(int n);
 int vp_nn_threads(void);
+/* The BLAS in use, for reports: e.g. "OpenBLAS (OpenMP, Zen kernels)". */
+const char *vp_nn_blas_info(void);
 
 /* A weight matrix in nn.Linear's layout: n rows (outputs) of k inputs,
  * row-major, row stride ld (>= k) elements. Only VP_F32 today. */
@@ -52,6 +55,10 @@ typedef enum vp_act {
 int vp_nn_act_parse(const char *name, vp_act *out);
 void vp_nn_act(float *x, size_t n, vp_act a);
 
+/* y[i, j] = act(y[i, j] + bias[j]) over m rows of n (row stride ldy);
+ * bias may be NULL: the pass after a product without bias. */
+void vp_nn_bias_act(float *y, int64_t ldy, int64_t m, int64_t n, const float *bias, vp_act a);
+
 /* y[i] += x[i] */
 void vp_nn_add(float *y, const float *x, size_t n);
 /* Softmax of each of m rows of n (in place). */
@@ -65,7 +72,10 @@ void vp_nn_l2_normalize(float *x, int64_t m, int64_t n);
  * k, v: [B, Lk] rows of stride ldk / ldv; out: [B, Lq] rows of stride ldo.
  * scores = q k^T * scale, with key j > query i masked when causal;
  * softmax over keys (float32, max-subtracted), out = P v.
- * scratch: vp_nn_attention_scratch(B, Lq, Lk, H) floats.
+ * The (batch, head) pairs are shared among the calling thread's
+ * vp_nn_threads() threads, each with its own [Lq, Lk] scores.
+ * scratch: vp_nn_attention_scratch(B, Lq, Lk, H) floats, asked for with the
+ * same vp_nn_threads() setting as the call (it grows with the threads).
  */
 void vp_nn_attention(float *out, int64_t ldo,
                      const float *q, int64_t ldq, const float *k, int64_t ldk,
