@@ -69,7 +69,7 @@ static void open_and_use(const char *path, const uint8_t *data, size_t size)
         run(t, fixed, NULL, 4, 1);
         if (size <= 4096) {
             const char *s = (const char *)data;
-            run(t, &s, &size, 1, vp_text_utf8_ok(data, size));
+            run(t, &s, &size, 1, vp__utf8_check(data, size, false) == size);
         }
     }
     vp_tokenizer_close(t);
@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t e = nl ? (size_t)(nl - data) : lim;
         texts[n] = (const char *)data + at;
         lens[n] = e - at;
-        ok &= vp_text_utf8_ok(data + at, e - at);
+        ok &= vp__utf8_check(data + at, e - at, false) == e - at;
         n++;
         at = e + 1;
         if (!nl) break;
