@@ -310,7 +310,6 @@ static int embed_list(embed_run *e, vp_preproc *pp, const char *list, const char
         if (p.dim && e->dim != p.dim) { fprintf(stderr, "vitport embed: the model gives %lld values, %s holds %lld\n",
                                                 (long long)e->dim, part, (long long)p.dim); goto done; }
         p.dim = e->dim;
-        size_t j = 0;
         for (size_t i = 0; i < nb; i++) {
             if (!ok[i]) { p.failed++; continue; }
             size_t l = strlen(paths[p.next + i]);
@@ -319,13 +318,11 @@ static int embed_list(embed_run *e, vp_preproc *pp, const char *list, const char
             paths[p.next + i][l] = 0;
             if (w) { fprintf(stderr, "vitport embed: cannot write %s: %s\n", names_part, strerror(errno)); goto done; }
             p.names_bytes += (long long)l + 1;
-            j++;
         }
         if (write_all(fd, buf, rows * (size_t)e->dim * sizeof(float)) || fsync(fd) || fsync(fdn)) {
             fprintf(stderr, "vitport embed: cannot write %s: %s\n", part, strerror(errno));
             goto done;
         }
-        (void)j;
         p.rows += rows;
         p.next += nb;
         if (progress_write(prog, &p)) goto done;
