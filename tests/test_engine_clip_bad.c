@@ -118,8 +118,15 @@ int main(void)
         in.text_len = 13;
         refuse_run(c, &in, "more than max_position_embeddings 12");
         in.text_len = 12;
-        in.input_ids = NULL;
+        in.text_batch = 0;                   /* input_ids given, but no rows */
         refuse_run(c, &in, "needs input_ids");
+        in.text_batch = 2;
+        in.input_ids = NULL;                 /* pixel_values alone: the vision tower alone */
+        CHECK(vp_ctx_run(c, &in) == VP_OK && vp_ctx_output_named(c, "image_embeds") &&
+              !vp_ctx_output_named(c, "logits_per_image"));
+        in.pixel_values = NULL;              /* neither */
+        refuse_run(c, &in, "needs pixel_values");
+        in.pixel_values = pix;
         in.input_ids = ids;
         in.height = in.width = 7;
         refuse_run(c, &in, "smaller than one 8-pixel patch");

@@ -435,9 +435,16 @@ static void bad_inputs(const char *root)
         CHECK(vp_ctx_run(c, &b) == VP_ERR_ARG);
         free(ids);
         b = in.in;
-        b.input_ids = NULL;
+        b.text_batch = 0;                   /* input_ids given, but no rows */
         CHECK(vp_ctx_run(c, &b) == VP_ERR_ARG);
         CHECKF(tu_has(vp_ctx_errmsg(c), "SiglipModel needs input_ids"), "%s", vp_ctx_errmsg(c));
+        b = in.in;
+        b.input_ids = NULL;                 /* pixel_values alone: the vision tower alone */
+        CHECK(vp_ctx_run(c, &b) == VP_OK && vp_ctx_output_named(c, "image_embeds") &&
+              !vp_ctx_output_named(c, "text_embeds"));
+        b.pixel_values = NULL;              /* neither */
+        CHECK(vp_ctx_run(c, &b) == VP_ERR_ARG);
+        CHECKF(tu_has(vp_ctx_errmsg(c), "SiglipModel needs pixel_values"), "%s", vp_ctx_errmsg(c));
         b = in.in;
         b.text_len = 9;                     /* more than max_position_embeddings (the array is long enough: 3x8) */
         b.text_batch = 2;
@@ -448,9 +455,9 @@ static void bad_inputs(const char *root)
         CHECK(vp_ctx_run(c, &b) == VP_ERR_ARG);
         CHECKF(tu_has(vp_ctx_errmsg(c), "smaller than one 8-pixel patch"), "%s", vp_ctx_errmsg(c));
         b = in.in;
-        b.pixel_values = NULL;
-        CHECK(vp_ctx_run(c, &b) == VP_ERR_ARG);
-        CHECKF(tu_one_line(vp_ctx_errmsg(c)), "%s", vp_ctx_errmsg(c));
+        b.pixel_values = NULL;              /* input_ids alone: the text tower alone */
+        CHECK(vp_ctx_run(c, &b) == VP_OK && vp_ctx_output_named(c, "text_embeds") &&
+              !vp_ctx_output_named(c, "image_embeds"));
         CHECK(vp_ctx_run(c, &in.in) == VP_OK);   /* and the ctx still runs */
         CHECK(vp_ctx_output_named(c, "logits_per_image") != NULL);
         CHECK(vp_ctx_output_named(c, "nothing") == NULL);

@@ -13,6 +13,11 @@ int cmd_convert(int argc, char **argv);   /* tools/cmd_convert.c */
 
 int cmd_run(int argc, char **argv);       /* tools/cmd_run.c */
 int cmd_verify(int argc, char **argv);    /* tools/cmd_verify.c */
+int cmd_preprocess(int argc, char **argv); /* tools/cmd_preprocess.c */
+int cmd_tokenize(int argc, char **argv);  /* tools/cmd_tokenize.c */
+int cmd_embed(int argc, char **argv);     /* tools/cmd_embed.c */
+int cmd_classify(int argc, char **argv);  /* tools/cmd_classify.c */
+int cmd_segment(int argc, char **argv);   /* tools/cmd_segment.c */
 
 /* An array read from a file (tools/cli_arrays.c). */
 #include "vitport/vitport.h"
@@ -50,5 +55,22 @@ typedef struct vp_cli_convert_check {
 } vp_cli_convert_check;
 int vp_cli_convert_verify(void *arg, const char *tmp_dir, const char *src, const char *key,
                           const char *family, char *err, size_t errlen);
+
+/* Shared by the model-facing commands (tools/cli_inputs.c). */
+double vp_cli_now(void);
+/* An integer option value in lo..hi; -1 (with a message) otherwise. */
+int vp_cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi, long *out);
+/* Load and preprocess n image files into *pix ([n_ok, 3, H, W], malloc'd).
+ * ok[i] tells which files made it; a bad file is reported on stderr naming
+ * it, and skipped (strict: the call fails). Returns VP_EXIT_OK when every
+ * file was good, VP_EXIT_FAIL otherwise. */
+int vp_cli_images(vp_preproc *pp, const char *const *paths, size_t n, int strict, const char *cmd,
+                  float **pix, int64_t *H, int64_t *W, size_t *n_ok, unsigned char *ok);
+/* Tokenize n texts with dir's tokenizer files into *ids ([n, *L], malloc'd);
+ * warns on stderr for each truncated text. */
+int vp_cli_tokenize(const char *dir, const char *const *texts, size_t n, const char *cmd,
+                    int64_t **ids, int64_t *L);
+/* A progress line on stderr when it is a terminal. */
+void vp_cli_progress(const char *what, size_t done, size_t total, double t0);
 
 #endif

@@ -10,6 +10,11 @@ static const struct { const char *name; int (*fn)(int, char **); const char *sum
     {"convert", cmd_convert, "convert a checkpoint to the Hugging Face layout"},
     {"run", cmd_run, "run a Hugging Face model directory on input arrays"},
     {"verify", cmd_verify, "check a converted model against its source checkpoint"},
+    {"embed", cmd_embed, "image or text embeddings of a model directory"},
+    {"classify", cmd_classify, "zero-shot (CLIP, SigLIP) or ImageNet-style (ViT, DeiT) classes of images"},
+    {"segment", cmd_segment, "CLIPSeg heat maps of text prompts on an image, as PNG"},
+    {"preprocess", cmd_preprocess, "the pixel_values a model directory makes of images"},
+    {"tokenize", cmd_tokenize, "the input_ids a model directory makes of texts"},
 };
 
 static void usage(FILE *f)

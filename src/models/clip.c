@@ -287,12 +287,31 @@ static int clip_run(vp_ctx *c, const vp_inputs *in)
 {
     const clip *k = c->m->impl;
     int vis = k->kind != CLIP_TEXT, txt = k->kind != CLIP_VISION;
+    /* CLIPModel given one input runs that tower alone (get_image_features /
+     * get_text_features) and hands out only its embeds. */
+    if (k->kind == CLIP_BOTH && (!in->pixel_values) != (!in->input_ids)) {
+        vis = in->pixel_values != NULL;
+        txt = !vis;
+    }
     int64_t B = in->batch, TB = in->text_batch, Lv = 0, Lt = in->text_len, P = k->P;
     int64_t Dv = k->v.D, Dt = k->t.D;
     int rc = vis ? vp__clip_vision_prepare(c, &k->v, in, &Lv) : VP_OK;
     if (!rc && txt) rc = vp__clip_text_prepare(c, &k->t, in);
     if (rc) return rc;
 
+    if (k->kind == CLIP_BOTH && !(vis && txt)) {
+        int64_t N = vis ? B : TB, L = vis ? Lv : Lt, D = vis ? Dv : Dt;
+        float *e = vp__output(c, vis ? "image_embeds" : "text_embeds", 2, (int64_t[]){N, P});
+        float *last = vp__output(c, vis ? "vision_model_last_hidden_state" : "text_model_last_hidden_state", 3,
+                                 (int64_t[]){N, L, D});
+        float *pool = vp__scratch(c, vis ? S_VPOOL : S_TPOOL, (size_t)(N * D));
+        if (!e || !last || !pool) return VP_ERR_NOMEM;
+        if (vis) vp__clip_vision_forward(c, &k->v, in, last, pool, NULL, NULL);
+        else vp__clip_text_forward(c, &k->t, in, last, pool);
+        vp__linear(vis ? &k->vproj : &k->tproj, e, P, pool, D, N);
+        vp_nn_l2_normalize(e, N, P);
+        return VP_OK;
+    }
     if (k->kind == CLIP_BOTH) {
         float *lpi = vp__output(c, "logits_per_image", 2, (int64_t[]){B, TB});
         float *lpt = vp__output(c, "logits_per_text", 2, (int64_t[]){TB, B});

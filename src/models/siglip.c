@@ -389,9 +389,28 @@ static int siglip_run(vp_ctx *c, const vp_inputs *in)
 {
     const siglip *s = c->m->impl;
     int64_t LV = 0, B = in->batch, T = in->text_batch;
-    int rc = s->has_vision ? vision_check(c, &s->v, in, &LV) : VP_OK;
-    if (!rc && s->has_text) rc = text_check(c, &s->t, in);
+    int vis = s->has_vision, txt = s->has_text;
+    /* SiglipModel given one input runs that tower alone (get_image_features /
+     * get_text_features) and hands out only its embeds, normalised. */
+    int one = s->kind == SIG_MODEL && (!in->pixel_values) != (!in->input_ids);
+    if (one) { vis = in->pixel_values != NULL; txt = !vis; }
+    int rc = vis ? vision_check(c, &s->v, in, &LV) : VP_OK;
+    if (!rc && txt) rc = text_check(c, &s->t, in);
     if (rc) return rc;
+    if (one && vis) {
+        float *ie = vp__output(c, "image_embeds", 2, (int64_t[]){B, s->v.D});
+        if (!ie || vision_reserve(c, &s->v, in, LV)) return VP_ERR_NOMEM;
+        vision_forward(c, &s->v, in, LV, c->slot[S_VLAST], ie);
+        vp_nn_l2_normalize(ie, B, s->v.D);
+        return VP_OK;
+    }
+    if (one) {
+        float *te = vp__output(c, "text_embeds", 2, (int64_t[]){T, s->t.proj});
+        if (!te || text_reserve(c, &s->t, in)) return VP_ERR_NOMEM;
+        text_forward(c, &s->t, in, c->slot[S_TLAST], te);
+        vp_nn_l2_normalize(te, T, s->t.proj);
+        return VP_OK;
+    }
     if (s->kind == SIG_TEXT) {
         int64_t L = in->text_len, D = s->t.D;
         float *last = vp__output(c, "last_hidden_state", 3, (int64_t[]){T, L, D});
