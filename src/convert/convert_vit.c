@@ -313,31 +313,45 @@ static cJSON *labels_from_json(vp_plan *p, const char *path, const char *text, s
 static const char *data_dir(vp_plan *p)
 {
     if (p->opts && p->opts->data_dir) return p->opts->data_dir;
-    return getenv("VITPORT_DATADIR");
+    const char *env = getenv("VITPORT_DATADIR");
+    return env && *env ? env : NULL;
 }
 
+/* data/imagenet_synsets.txt, built into the library (cmake/embed_data.cmake) */
+extern const unsigned char vp__data_imagenet_synsets[];
+extern const size_t vp__data_imagenet_synsets_len;
+
 /* id2label: --labels, ImageNet-1k WordNet ids for 1000 classes (what the seed
- * writes through timm's ImageNetInfo), else LABEL_i (ViTConfig's default).
- * VP_OK with *out set, or the failure's code with p->err set. */
+ * writes through timm's ImageNetInfo: from the data directory when one is
+ * given, else the copy built into the library), else LABEL_i (ViTConfig's
+ * default). VP_OK with *out set, or the failure's code with p->err set. */
 static int make_id2label(vp_plan *p, int64_t K, cJSON **out)
 {
     *out = NULL;
     const char *path = p->opts ? p->opts->labels : NULL;
     char synsets[4096];
+    size_t len = 0;
+    char *text = NULL;
     if (!path && K == 1000) {
         const char *dir = data_dir(p);
-        if (!dir)
-            return vp_plan_fail(p, VP_ERR_IO, "the ImageNet-1k class ids (imagenet_synsets.txt) are not found: no data directory "
-                                              "(set VITPORT_DATADIR or pass --labels FILE)");
-        snprintf(synsets, sizeof synsets, "%s/imagenet_synsets.txt", dir);
-        path = synsets;
+        if (dir) {
+            snprintf(synsets, sizeof synsets, "%s/imagenet_synsets.txt", dir);
+            path = synsets;
+        } else {
+            len = vp__data_imagenet_synsets_len;
+            text = vp__malloc(len + 1);
+            if (!text) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+            memcpy(text, vp__data_imagenet_synsets, len + 1);
+            path = "the built-in imagenet_synsets.txt";
+        }
     }
     cJSON *o = NULL;
     if (path) {
-        size_t len = 0;
-        char *text = NULL, msg[768];
-        int rc = vp__read_file(path, LABELS_MAX_BYTES, &text, &len, msg, sizeof msg);
-        if (rc) return vp_plan_fail(p, rc, "cannot read labels: %s", msg);
+        char msg[768];
+        if (!text) {
+            int rc = vp__read_file(path, LABELS_MAX_BYTES, &text, &len, msg, sizeof msg);
+            if (rc) return vp_plan_fail(p, rc, "cannot read labels: %s", msg);
+        }
         size_t k = 0;
         while (k < len && strchr(" \t\r\n", text[k])) k++;
         o = k < len && text[k] == '{' ? labels_from_json(p, path, text, len, K)
