@@ -495,6 +495,11 @@ static int siglip_build(vp_plan *p)
     int tok = p->opts && p->opts->spm;
     if (!rc) rc = preprocessor(p, c.image, tok);
     if (!rc && tok) rc = add_spm(p, d.ctx);
+    if (!rc && !tok)    /* the seed always saves a tokenizer; without one the processor cannot load */
+        vp_plan_note(p, "warning: no tokenizer files written (spiece.model, tokenizer_config.json, "
+                        "special_tokens_map.json), so SiglipProcessor.from_pretrained(OUT_DIR) will fail: pass "
+                        "--spm FILE, the SentencePiece model the checkpoint was trained with (big_vision's "
+                        "sentencepiece.model of %lld pieces)", (long long)d.vocab);
     if (rc) return rc;
     vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_siglip_text_defaults);
     vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_siglip_vision_defaults);
