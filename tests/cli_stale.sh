@@ -30,6 +30,7 @@ mkdir "$P/.live.vitport-tmp-$me-$mystart-abcdef"           # a running conversio
 mkdir "$P/.odd.vitport-tmp-$dead-12345-xyz"                # not our name: kept
 mkdir "$P/.odd2.vitport-tmp-$dead-00ab12"                  # the old name without start time: kept
 mkdir "$P/keep.vitport-tmp-$dead-12345-00ab12"             # not hidden: kept
+mkdir "$P/.big.vitport-tmp-4294967295-1-00ab16"             # not a pid (would be -1 as pid_t): kept
 echo x >"$P/.file.vitport-tmp-$dead-12345-00ab13"          # a file: kept
 ln -s "$T/target" "$P/.link.vitport-tmp-$dead-12345-00ab14"   # a symlink: kept
 mkdir "$T/target"
@@ -43,7 +44,7 @@ for gone in ".old.vitport-tmp-$dead-12345-00ab12" ".reuse.vitport-tmp-$me-$((mys
     grep -q "removed $P/$gone, left by an interrupted conversion" "$T/err" && ok || bad "removal of $gone not reported: $(cat "$T/err")"
 done
 for kept in ".live.vitport-tmp-$me-$mystart-abcdef" ".odd.vitport-tmp-$dead-12345-xyz" ".odd2.vitport-tmp-$dead-00ab12" \
-            "keep.vitport-tmp-$dead-12345-00ab12" ".file.vitport-tmp-$dead-12345-00ab13" ".link.vitport-tmp-$dead-12345-00ab14"; do
+            "keep.vitport-tmp-$dead-12345-00ab12" ".big.vitport-tmp-4294967295-1-00ab16" ".file.vitport-tmp-$dead-12345-00ab13" ".link.vitport-tmp-$dead-12345-00ab14"; do
     [ -e "$P/$kept" ] && ok || bad "$kept was removed"
 done
 [ -d "$T/target" ] && ok || bad "the symlink's target was removed"

@@ -126,7 +126,7 @@ static bool parse_tmp_suffix(const char *s, long *pid, unsigned long long *start
     if (*s < '1' || *s > '9') return false;
     errno = 0;
     long p = strtol(s, &end, 10);
-    if (errno || *end != '-' || p <= 0) return false;
+    if (errno || *end != '-' || p <= 0 || p > INT_MAX) return false;   /* a pid_t; never a group */
     s = end + 1;
     if (*s < '0' || *s > '9') return false;
     unsigned long long t = strtoull(s, &end, 10);
