@@ -16,9 +16,6 @@
 #include "vitport/vitport.h"
 #include "cli.h"
 
-#ifndef VP_DATADIR
-#  define VP_DATADIR "/usr/local/share/vitport"
-#endif
 
 static void help(FILE *f)
 {
@@ -62,8 +59,9 @@ static void help(FILE *f)
             "                      nested configs (vision_config.num_attention_heads=2); VALUE\n"
             "                      is JSON when it parses as JSON, else a string\n"
             "  --labels FILE       class names for id2label: one per line, or a JSON object\n"
-            "                      {\"0\": name, ...} (default: ImageNet-1k WordNet ids for a\n"
-            "                      1000-class head, else LABEL_i)\n"
+            "                      {\"0\": name, ...} (default: the WordNet ids of timm's\n"
+            "                      ImageNet subset for 1000, 11221, 11821, 21841, 21842 or\n"
+            "                      21843 classes, else LABEL_i)\n"
             "  --bpe-vocab FILE    CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt[.gz]) ->\n"
             "                      tokenizer files (CLIP, CLIPSeg)\n"
             "  --spm FILE          SigLIP's SentencePiece model -> tokenizer files (SigLIP)\n"
@@ -89,28 +87,6 @@ static void help(FILE *f)
             "\n"
             "exit status: 0 converted, 1 bad input, refused model or failed check,\n"
             "2 usage error; 128+N when stopped by signal N (nothing is left behind)\n");
-}
-
-/* The bundled data (ImageNet class ids): $VITPORT_DATADIR, then data/ beside
- * the build tree (the program's directory's parent), then the install path. */
-static const char *find_data_dir(char *buf, size_t len)
-{
-    const char *env = getenv("VITPORT_DATADIR");
-    if (env && *env) return env;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            struct stat st;
-            char probe[PATH_MAX + 64];
-            snprintf(probe, sizeof probe, "%s/../data/imagenet_synsets.txt", exe);
-            if (stat(probe, &st) == 0 && (size_t)snprintf(buf, len, "%s/../data", exe) < len) return buf;
-        }
-    }
-    return VP_DATADIR;
 }
 
 /* Signals become a cancellation the converter polls, so it can remove its
@@ -234,8 +210,7 @@ int cmd_convert(int argc, char **argv)
             return rc;
         }
     }
-    char datadir[PATH_MAX];
-    o.data_dir = find_data_dir(datadir, sizeof datadir);
+    o.data_dir = NULL;    /* $VITPORT_DATADIR, else the data built into the library */
 
     static const int SIGS[] = {SIGINT, SIGTERM, SIGHUP};
     struct sigaction sa, old[3];

@@ -182,6 +182,7 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
                 (double)L.total / 1e6, p.keep_dtype ? "dtypes kept" : vp_dtype_name(p.out_dtype_float));
     if (vp_conv_cancelled(opts)) { rc = VP_ERR_IO; snprintf(err, errlen, "interrupted"); goto done; }
 
+    vp_conv_remove_stale(parent, opts->quiet);
     if (vp_conv_make_temp_dir(tmp, sizeof tmp, parent, base)) {
         snprintf(err, errlen, "cannot create a temporary directory beside %s: %s", out_dir, strerror(errno));
         tmp[0] = 0;

@@ -465,7 +465,14 @@ int vp_clip_expect(vp_plan *p, const char *dst, const vp_clip_dims *c)
 
 int vp_clip_add_bpe(vp_plan *p, int64_t vocab, int64_t ctx, const char *processor_class)
 {
-    if (!p->opts || !p->opts->bpe_vocab) return VP_OK;
+    if (!p->opts || !p->opts->bpe_vocab) {
+        /* the seeds always save a tokenizer; without one the processor cannot load */
+        vp_plan_note(p, "warning: no tokenizer files written (vocab.json, merges.txt, tokenizer_config.json, "
+                        "special_tokens_map.json), so %s.from_pretrained(OUT_DIR) will fail: pass --bpe-vocab "
+                        "bpe_simple_vocab_16e6.txt.gz (OpenAI's CLIP vocabulary; the open_clip_torch wheel ships it "
+                        "as open_clip/bpe_simple_vocab_16e6.txt.gz)", processor_class);
+        return VP_OK;
+    }
     vp_text_file files[4];
     char err[512];
     int trc = vp_bpe_tokenizer_files(p->opts->bpe_vocab, vocab, ctx, processor_class, files, err, sizeof err);

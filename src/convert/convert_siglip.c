@@ -277,7 +277,7 @@ static int map_attn_proj(vp_plan *p, const char *src, const char *dst, int64_t w
     long k = vp_plan_req(p, "%s/kernel", src), b = vp_plan_req(p, "%s/bias", src);
     int rc = VP_OK;
     if (k >= 0) {
-        int64_t shape[2];
+        int64_t shape[2] = { 0, 0 };
         static const int perm[2] = { 1, 0 };
         rc = rows_of(p, k, width, shape);
         if (!rc) rc = vp_plan_permute(p, vp_plan_strf(p, "%s.weight", dst), k, 2, shape, perm,
@@ -318,7 +318,7 @@ static int map_head_qkv(vp_plan *p, const char *src, const char *dst, int64_t wi
     for (int i = 0; i < 3; i++) {
         long k = vp_plan_req(p, "%s/%s/kernel", src, qkv[i]), bb = vp_plan_req(p, "%s/%s/bias", src, qkv[i]);
         if (k < 0 || bb < 0) return VP_OK;   /* reported by the strict check */
-        int64_t shape[2];
+        int64_t shape[2] = { 0, 0 };
         int rc = rows_of(p, k, width, shape);
         if (rc) return rc;
         if (in_rows >= 0 && shape[0] != in_rows)
@@ -495,6 +495,11 @@ static int siglip_build(vp_plan *p)
     int tok = p->opts && p->opts->spm;
     if (!rc) rc = preprocessor(p, c.image, tok);
     if (!rc && tok) rc = add_spm(p, d.ctx);
+    if (!rc && !tok)    /* the seed always saves a tokenizer; without one the processor cannot load */
+        vp_plan_note(p, "warning: no tokenizer files written (spiece.model, tokenizer_config.json, "
+                        "special_tokens_map.json), so SiglipProcessor.from_pretrained(OUT_DIR) will fail: pass "
+                        "--spm FILE, the SentencePiece model the checkpoint was trained with (big_vision's "
+                        "sentencepiece.model of %lld pieces)", (long long)d.vocab);
     if (rc) return rc;
     vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "text_config"), vp_hf_siglip_text_defaults);
     vp_hf_prune(cJSON_GetObjectItemCaseSensitive(p->config, "vision_config"), vp_hf_siglip_vision_defaults);

@@ -313,31 +313,76 @@ static cJSON *labels_from_json(vp_plan *p, const char *path, const char *text, s
 static const char *data_dir(vp_plan *p)
 {
     if (p->opts && p->opts->data_dir) return p->opts->data_dir;
-    return getenv("VITPORT_DATADIR");
+    const char *env = getenv("VITPORT_DATADIR");
+    return env && *env ? env : NULL;
 }
 
-/* id2label: --labels, ImageNet-1k WordNet ids for 1000 classes (what the seed
- * writes through timm's ImageNetInfo), else LABEL_i (ViTConfig's default).
- * VP_OK with *out set, or the failure's code with p->err set. */
+/* timm's ImageNet class-id lists (timm/data/_info/, timm 1.0.31), built
+ * into the library from data/ (cmake/embed_data.cmake) */
+#define VP_DATA(id) extern const unsigned char vp__data_##id[]; extern const size_t vp__data_##id##_len;
+VP_DATA(imagenet_synsets)
+VP_DATA(imagenet21k_miil_synsets)
+VP_DATA(imagenet12k_synsets)
+VP_DATA(imagenet22k_synsets)
+VP_DATA(imagenet22k_ms_synsets)
+VP_DATA(imagenet21k_goog_synsets)
+#undef VP_DATA
+
+/* timm's infer_imagenet_subset: the subset a head's class count names */
+static const struct imagenet_subset {
+    int64_t classes;
+    const char *subset, *file;
+    const unsigned char *data;
+    const size_t *len;
+} IMAGENET_SUBSETS[] = {
+    { 1000, "imagenet-1k", "imagenet_synsets.txt", vp__data_imagenet_synsets, &vp__data_imagenet_synsets_len },
+    { 11221, "imagenet-21k-miil", "imagenet21k_miil_synsets.txt", vp__data_imagenet21k_miil_synsets,
+      &vp__data_imagenet21k_miil_synsets_len },
+    { 11821, "imagenet-12k", "imagenet12k_synsets.txt", vp__data_imagenet12k_synsets, &vp__data_imagenet12k_synsets_len },
+    { 21841, "imagenet-22k", "imagenet22k_synsets.txt", vp__data_imagenet22k_synsets, &vp__data_imagenet22k_synsets_len },
+    { 21842, "imagenet-22k-ms", "imagenet22k_ms_synsets.txt", vp__data_imagenet22k_ms_synsets,
+      &vp__data_imagenet22k_ms_synsets_len },
+    { 21843, "imagenet-21k-goog", "imagenet21k_goog_synsets.txt", vp__data_imagenet21k_goog_synsets,
+      &vp__data_imagenet21k_goog_synsets_len },
+};
+
+/* id2label: --labels; for a class count timm maps to an ImageNet subset
+ * (1000, 11221, 11821, 21841, 21842, 21843) that subset's WordNet ids, what
+ * the seed writes through timm's ImageNetInfo (from the data directory when
+ * one is given, else the copy built into the library); else LABEL_i
+ * (ViTConfig's default). VP_OK with *out set, or the failure's code with
+ * p->err set. */
 static int make_id2label(vp_plan *p, int64_t K, cJSON **out)
 {
     *out = NULL;
     const char *path = p->opts ? p->opts->labels : NULL;
     char synsets[4096];
-    if (!path && K == 1000) {
+    size_t len = 0;
+    char *text = NULL;
+    const struct imagenet_subset *sub = NULL;
+    for (size_t i = 0; !path && i < sizeof IMAGENET_SUBSETS / sizeof *IMAGENET_SUBSETS; i++)
+        if (IMAGENET_SUBSETS[i].classes == K) sub = &IMAGENET_SUBSETS[i];
+    if (sub) {
         const char *dir = data_dir(p);
-        if (!dir)
-            return vp_plan_fail(p, VP_ERR_IO, "the ImageNet-1k class ids (imagenet_synsets.txt) are not found: no data directory "
-                                              "(set VITPORT_DATADIR or pass --labels FILE)");
-        snprintf(synsets, sizeof synsets, "%s/imagenet_synsets.txt", dir);
-        path = synsets;
+        if (dir) {
+            snprintf(synsets, sizeof synsets, "%s/%s", dir, sub->file);
+            path = synsets;
+        } else {
+            len = *sub->len;
+            text = vp__malloc(len + 1);
+            if (!text) return vp_plan_fail(p, VP_ERR_NOMEM, "out of memory");
+            memcpy(text, sub->data, len + 1);
+            path = vp_plan_strf(p, "the built-in %s", sub->file);
+        }
+        vp_plan_note(p, "id2label: %lld classes, timm's ImageNet subset %s (%s)", (long long)K, sub->subset, path);
     }
     cJSON *o = NULL;
     if (path) {
-        size_t len = 0;
-        char *text = NULL, msg[768];
-        int rc = vp__read_file(path, LABELS_MAX_BYTES, &text, &len, msg, sizeof msg);
-        if (rc) return vp_plan_fail(p, rc, "cannot read labels: %s", msg);
+        char msg[768];
+        if (!text) {
+            int rc = vp__read_file(path, LABELS_MAX_BYTES, &text, &len, msg, sizeof msg);
+            if (rc) return vp_plan_fail(p, rc, "cannot read labels: %s", msg);
+        }
         size_t k = 0;
         while (k < len && strchr(" \t\r\n", text[k])) k++;
         o = k < len && text[k] == '{' ? labels_from_json(p, path, text, len, K)

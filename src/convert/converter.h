@@ -84,9 +84,14 @@ int vp_conv_write(vp_plan *p, const vp_layout *L, const char *dir, char *err, si
 int vp_conv_write_file(const char *dir, const char *name, const void *data, size_t len, char *err, size_t errlen);
 int vp_conv_write_json_file(const char *dir, const char *name, const cJSON *j, char *err, size_t errlen);
 void vp_conv_remove_tree(const char *path);
-/* A new directory beside OUT_DIR (parent/.BASE.vitport-tmp-PID-XXXXXX):
- * 0, or -1 with errno set. */
+/* A new directory beside OUT_DIR (parent/.BASE.vitport-tmp-PID-START-XXXXXX,
+ * START the process's start time): 0, or -1 with errno set. */
 int vp_conv_make_temp_dir(char *buf, size_t len, const char *parent, const char *base);
+/* Remove the temporary directories in parent that processes no longer
+ * running left (killed conversions): only directories of the caller's user
+ * named as vp_conv_make_temp_dir names them. Says so on stderr unless quiet;
+ * returns how many were removed. */
+int vp_conv_remove_stale(const char *parent, int quiet);
 /* OUT_DIR split into parent and base name (trailing slashes dropped). */
 int vp_conv_split_out(const char *out, char *parent, size_t plen, char *base, size_t blen);
 /* Move the finished temporary directory to out. With force an existing out

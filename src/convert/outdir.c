@@ -4,9 +4,12 @@
  * (renameat2 NOREPLACE / EXCHANGE where the kernel has them); on any failure
  * the temporary directory is removed and OUT_DIR is untouched.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,16 +67,49 @@ void vp_conv_remove_tree(const char *path)
     if (path && *path) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The start time of process pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat): with the pid it names one process for good, as a pid
+ * alone may be reused. 0 when unknown. */
+static unsigned long long proc_start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *q = strrchr(buf, ')');               /* the command name may hold spaces and ')' */
+    if (!q) return 0;
+    q++;
+    for (int i = 0; i < 19; i++) {             /* skip fields 3..21 */
+        while (*q == ' ') q++;
+        while (*q && *q != ' ') q++;
+    }
+    while (*q == ' ') q++;
+    char *end;
+    errno = 0;
+    unsigned long long t = strtoull(q, &end, 10);
+    return errno || end == q ? 0 : t;
+}
+
+#define TMP_TAG ".vitport-tmp-"
+
 /* A new directory beside OUT_DIR, created with mkdir so the umask applies
- * (mkdtemp would make it 0700). */
+ * (mkdtemp would make it 0700), named .BASE.vitport-tmp-PID-START-XXXXXX
+ * (START: the process's start time) so that a later conversion can tell a
+ * folder left by a killed process from one still being written. */
 int vp_conv_make_temp_dir(char *buf, size_t len, const char *parent, const char *base)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned seed = (unsigned)ts.tv_nsec ^ ((unsigned)getpid() << 16);
+    long pid = (long)getpid();
+    unsigned long long start = proc_start_time(pid);
+    unsigned seed = (unsigned)ts.tv_nsec ^ ((unsigned)pid << 16);
     for (int attempt = 0; attempt < 100; attempt++) {
         seed = seed * 1103515245u + 12345u;
-        if (snprintf(buf, len, "%s/.%s.vitport-tmp-%d-%06x", parent, base, (int)getpid(), seed & 0xffffff) >= (int)len) {
+        if (snprintf(buf, len, "%s/.%s" TMP_TAG "%ld-%llu-%06x", parent, base, pid, start, seed & 0xffffff) >= (int)len) {
             errno = ENAMETOOLONG;
             return -1;
         }
@@ -81,6 +117,70 @@ int vp_conv_make_temp_dir(char *buf, size_t len, const char *parent, const char 
         if (errno != EEXIST) return -1;
     }
     return -1;
+}
+
+/* Parse "PID-START-XXXXXX" (decimal, decimal, six hex digits, nothing after). */
+static bool parse_tmp_suffix(const char *s, long *pid, unsigned long long *start)
+{
+    char *end;
+    if (*s < '1' || *s > '9') return false;
+    errno = 0;
+    long p = strtol(s, &end, 10);
+    if (errno || *end != '-' || p <= 0 || p > INT_MAX) return false;   /* a pid_t; never a group */
+    s = end + 1;
+    if (*s < '0' || *s > '9') return false;
+    unsigned long long t = strtoull(s, &end, 10);
+    if (errno || *end != '-') return false;
+    s = end + 1;
+    for (int i = 0; i < 6; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    if (s[6]) return false;
+    *pid = p;
+    *start = t;
+    return true;
+}
+
+/* Whether the process that made a folder named with (pid, start) is gone:
+ * no such pid, or the pid now belongs to a process started at another time. */
+static bool owner_dead(long pid, unsigned long long start)
+{
+    if (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
+        unsigned long long now = proc_start_time(pid);
+        return start && now && now != start;      /* reused pid */
+    }
+    return errno == ESRCH;
+}
+
+int vp_conv_remove_stale(const char *parent, int quiet)
+{
+    DIR *d = opendir(parent);
+    if (!d) return 0;
+    int removed = 0;
+    uid_t me = geteuid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (name[0] != '.') continue;
+        const char *tag = NULL;
+        for (const char *q = strstr(name, TMP_TAG); q; q = strstr(q + 1, TMP_TAG)) tag = q;
+        if (!tag || tag == name) continue;
+        long pid;
+        unsigned long long start;
+        if (!parse_tmp_suffix(tag + strlen(TMP_TAG), &pid, &start)) continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", parent, name) >= (int)sizeof path) continue;
+        struct stat st;
+        if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != me) continue;   /* ours only */
+        if (!owner_dead(pid, start)) continue;
+        vp_conv_remove_tree(path);
+        if (lstat(path, &st) == 0) continue;                /* could not be removed */
+        removed++;
+        if (!quiet)
+            fprintf(stderr, "vitport convert: removed %s, left by an interrupted conversion (process %ld, no longer running)\n",
+                    path, pid);
+    }
+    closedir(d);
+    return removed;
 }
 
 /* OUT_DIR split into parent and base name (trailing slashes dropped). */

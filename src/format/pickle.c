@@ -967,7 +967,7 @@ static int call_global(vm *m, vp_value *fn, vp_value *args, vp_value **out)
     int gid = gid_of(fn);
     if (gid < 0) return fail(m, VP_ERR_FORMAT, "call of a %s, which is not a global", vp__value_kind_name(fn));
     const vp_value *a0 = args->len ? args->items[0] : NULL;
-    vp_value *v;
+    vp_value *v = NULL;
     int rc;
     switch (gid) {
     case G_REBUILD_TENSOR: case G_REBUILD_TENSOR_V2: case G_REBUILD_TENSOR_V3:
@@ -1266,7 +1266,7 @@ static int op_dict_from_mark(vm *m)
 static int op_tuple_n(vm *m, size_t n)
 {
     int rc = need(m, n);
-    vp_value *t;
+    vp_value *t = NULL;
     if (!rc) rc = new_seq(m, VP_V_TUPLE, m->stack + m->sp - n, n, &t);
     if (rc) return rc;
     m->sp -= n;

@@ -441,7 +441,7 @@ static int zip_persid(void *ud, vp_source *src, const vp_value *pid, vp_value **
     torch_ctx *c = ud;
     vp_dtype dt;
     char key[256];
-    uint64_t numel;
+    uint64_t numel = 0;
     int rc = pid_storage(src, pid, 5, &dt, key, sizeof key, &numel);
     if (rc) return rc;
     long k = key_find(c, key);
@@ -602,7 +602,7 @@ static int legacy_persid(void *ud, vp_source *src, const vp_value *pid, vp_value
     }
     vp_dtype dt;
     char key[256];
-    uint64_t numel;
+    uint64_t numel = 0;
     int rc = pid_storage(src, pid, 6, &dt, key, sizeof key, &numel);
     if (rc) return rc;
     size_t es = vp_dtype_size(dt);

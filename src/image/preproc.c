@@ -122,7 +122,7 @@ static int get_size(vp_preproc *pp, const cJSON *o, const char *key, int dts, si
     if (cJSON_IsNull(v)) { *out = s; return VP_OK; }
     int rc;
     if (cJSON_IsNumber(v)) {
-        int n;
+        int n = 0;
         if ((rc = side(pp, key, v, &n))) return rc;
         if (dts) s = (size_spec){ SZ_HW, n, n, 0, 0 };
         else s = (size_spec){ SZ_SHORT, 0, 0, n, 0 };

@@ -173,11 +173,18 @@ void vp_nn_add(float *y, const float *x, size_t n)
 }
 
 VP_NN_CLONES
-void vp__softmax_row(float *r, int64_t n, int64_t total)
+static void softmax_row(float *r, int64_t n, int64_t total)
 {
+    /* the max in 16 lanes: vectorised by GCC and Clang alike (Clang will not
+     * vectorise a float max reduction that must keep NaN semantics) */
+    float lane[16];
+    for (int l = 0; l < 16; l++) lane[l] = -INFINITY;
+    int64_t j0 = 0;
+    for (; j0 + 16 <= n; j0 += 16)
+        for (int l = 0; l < 16; l++) lane[l] = r[j0 + l] > lane[l] ? r[j0 + l] : lane[l];
     float mx = -INFINITY;
-    VP_SIMD_MAX(mx)
-    for (int64_t j = 0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+    for (int64_t j = j0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+    for (int l = 0; l < 16; l++) mx = lane[l] > mx ? lane[l] : mx;
     float s = 0;
     VP_SIMD_SUM(s)
     for (int64_t j = 0; j < n; j++) { float e = vp__expf(r[j] - mx); r[j] = e; s += e; }
@@ -187,6 +194,13 @@ void vp__softmax_row(float *r, int64_t n, int64_t total)
     for (int64_t j = n; j < total; j++) r[j] = 0.0f;
 }
 
+/* Not cloned itself: Clang before 16 names a cloned function's resolver
+ * NAME.ifunc, so calls from other files would not link. */
+void vp__softmax_row(float *r, int64_t n, int64_t total)
+{
+    softmax_row(r, n, total);
+}
+
 void vp_nn_softmax(float *x, int64_t m, int64_t n)
 {
     int nt = threads_for(m, m * n * 4);
@@ -194,7 +208,7 @@ void vp_nn_softmax(float *x, int64_t m, int64_t n)
     {
         int64_t lo, hi;
         vp__my_rows(m, &lo, &hi);
-        for (int64_t i = lo; i < hi; i++) vp__softmax_row(x + i * n, n, n);
+        for (int64_t i = lo; i < hi; i++) softmax_row(x + i * n, n, n);
     }
 }
 
