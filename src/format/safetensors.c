@@ -526,7 +526,8 @@ static int add_entries(vp_source *src, const st_entry *e, size_t n, const int64_
         st.label = e[i].name;   /* arena, kept until vp_source_close */
         long idx = vp__add_storage(src, &st);
         if (idx < 0) return VP_ERR_LIMIT;
-        rc = vp__add_tensor(src, e[i].name, (vp_dtype)e[i].dtype, e[i].ndim, pool + e[i].dims, NULL, 0, idx);
+        /* no pool when every tensor is 0-d (NULL + 0 is undefined) */
+        rc = vp__add_tensor(src, e[i].name, (vp_dtype)e[i].dtype, e[i].ndim, pool ? pool + e[i].dims : NULL, NULL, 0, idx);
         if (rc) return rc;
     }
     return VP_OK;
