@@ -111,6 +111,8 @@ void vp__ref_matmul(float *y, const float *x, int64_t m, const float *w, const f
 int vp__ref_timm_info(vp_ref *r, vp_ref_info *info);
 int vp__ref_timm_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in);
 int vp__ref_clip_info(vp_ref *r, vp_ref_info *info);
+/* The same for an OpenAI CLIP whose names start with pre ("clip_model." in CLIPSeg). */
+int vp__ref_clip_info_at(vp_ref *r, const char *pre, vp_ref_info *info);
 int vp__ref_clip_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in);
 int vp__ref_siglip_info(vp_ref *r, vp_ref_info *info);
 int vp__ref_siglip_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in);

@@ -192,10 +192,10 @@ out:
     return rc;
 }
 
-int vp__ref_clip_info(vp_ref *r, vp_ref_info *info)
+int vp__ref_clip_info_at(vp_ref *r, const char *pre, vp_ref_info *info)
 {
     vp_ref_clip c;
-    int rc = vp__ref_clip_sizes(r, "", &c);
+    int rc = vp__ref_clip_sizes(r, pre, &c);
     if (rc) return rc;
     info->image_size = c.grid * c.patch;
     info->patch = c.patch;
@@ -205,6 +205,8 @@ int vp__ref_clip_info(vp_ref *r, vp_ref_info *info)
     info->takes_pixels = info->takes_ids = 1;
     return VP_OK;
 }
+
+int vp__ref_clip_info(vp_ref *r, vp_ref_info *info) { return vp__ref_clip_info_at(r, "", info); }
 
 int vp__ref_clip_run(vp_ref *r, const vp_ref_params *hp, const vp_ref_inputs *in)
 {

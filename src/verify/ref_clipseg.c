@@ -23,17 +23,9 @@
 
 int vp__ref_clipseg_info(vp_ref *r, vp_ref_info *info)
 {
-    vp_ref_clip c;
-    int rc = vp__ref_clip_sizes(r, "clip_model.", &c);
-    if (rc) return rc;
-    info->image_size = c.grid * c.patch;
-    info->patch = c.patch;
-    info->channels = c.channels;
-    info->text_len = c.ctx;
-    info->vocab = c.vocab;
-    info->takes_pixels = info->takes_ids = 1;
-    info->same_batch = 1;
-    return VP_OK;
+    int rc = vp__ref_clip_info_at(r, "clip_model.", info);   /* the OpenAI CLIP inside */
+    if (!rc) info->same_batch = 1;                         /* one prompt per image */
+    return rc;
 }
 
 /* nn.TransformerEncoderLayer (post-norm, ReLU) on x [B*L, D] in place. */
