@@ -7,11 +7,8 @@ BIN=${VP_BIN:?VP_BIN not set}
 LIB=${VP_LIB:?VP_LIB not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}/convert
 SRC=${VP_SRC:?VP_SRC not set}
-T=$(mktemp -d /tmp/vp_cli_data.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_data
 HEAD="--set num_attention_heads=2"
 
 # The program and its library alone, in a folder with no data/ beside it.

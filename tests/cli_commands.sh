@@ -11,17 +11,8 @@ set -u
 BIN=${VP_BIN:?VP_BIN not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}
 IMG=$FIX/image/files
-T=$(mktemp -d /tmp/vp_cli_commands.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-expect_rc() { # want_rc description command...
-    local want=$1 what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, expected $want: $(tail -c 300 "$T/err")"; fi
-}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_commands
 has() { # file pattern description
     if grep -qE -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 300 "$1")"; fi
 }

@@ -5,11 +5,8 @@
 set -u
 BIN=${VP_BIN:?VP_BIN not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}/convert
-T=$(mktemp -d /tmp/vp_cli_signals.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_signals
 no_leftovers() { # dir description
     if ls -A "$1" | grep -q 'vitport-'; then bad "$2: temporary directory left in $1"; else ok; fi
 }

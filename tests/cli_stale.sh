@@ -6,11 +6,8 @@
 set -u
 BIN=${VP_BIN:?VP_BIN not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}/convert
-T=$(mktemp -d /tmp/vp_cli_stale.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_stale
 HEAD="--set num_attention_heads=2"
 starttime() { awk '{ sub(/.*\) /, ""); print $20 }' /proc/$1/stat; }
 

@@ -5,11 +5,8 @@
 set -u
 BIN=${VP_BIN:?VP_BIN not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}/convert
-T=$(mktemp -d /tmp/vp_cli_tokwarn.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_tokwarn
 H2="--set vision_config.num_attention_heads=2 --set text_config.num_attention_heads=2"
 H1="--set vision_config.num_attention_heads=1 --set text_config.num_attention_heads=1"
 n=0

@@ -11,17 +11,8 @@ BIN=${VP_BIN:?VP_BIN not set}
 FIX=${VP_FIXTURES:?VP_FIXTURES not set}/convert
 CONF=${VP_CONFORMANCE:-}
 PY=$(command -v python3 || true)
-T=$(mktemp -d /tmp/vp_cli_verify.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-expect_rc() { # want_rc description command...
-    local want=$1 what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, expected $want: $(tail -c 300 "$T/err")"; fi
-}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_begin cli_verify
 no_leftovers() { # dir description
     if ls -A "$1" | grep -q 'vitport-'; then bad "$2: temporary directory left in $1"; else ok; fi
 }
