@@ -29,8 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = vp__pickle_load(src, data, size, "fuzz.pkl", fz_persid, NULL, &v, &used);
     if (rc == VP_OK) {
         if (!v || used == 0 || used > size) abort();
-        long budget = FZ_MAX_VALUES;
-        fz_walk(v, 0, &budget);   /* bounded: the value may contain itself */
+        tu_walk_values(v, FZ_MAX_DEPTH, FZ_MAX_VALUES);   /* bounded: the value may contain itself */
     } else {
         const char *msg = vp_source_errmsg(src);
         if (v || !*msg || strchr(msg, '\n')) abort();

@@ -19,6 +19,7 @@
 #include "test.h"
 #include "test_bytes.h"
 #include "test_util.h"
+#include "util/value_walk.h"
 #include "vitport/vitport.h"
 
 /* Print at most this many failure lines per kind of check, count the rest. */
@@ -93,24 +94,6 @@ static int message_ok(const vp_source *src, const char *path)
     return m && strlen(m) > pl + 2 && !strncmp(m, path, pl) && !strpbrk(m, "\r\n");
 }
 
-/* Visit the pickled tree (bounded) so accessors see damaged trees too. */
-static void walk_value(const vp_value *v, int depth, long *budget)
-{
-    if (!v || depth > VP_PICKLE_MAX_DEPTH + 8 || --*budget < 0) return;
-    (void)vp_value_str(v); (void)vp_value_int(v); (void)vp_value_float(v); (void)vp_value_tensor(v);
-    size_t n = vp_value_len(v);
-    vp_kind k = vp_value_kind(v);
-    if (k == VP_V_TUPLE || k == VP_V_LIST || k == VP_V_SET || k == VP_V_DICT)
-        for (size_t i = 0; i < n && *budget > 0; i++) {
-            walk_value(vp_value_item(v, i), depth + 1, budget);
-            if (k == VP_V_DICT) walk_value(vp_value_key(v, i), depth + 1, budget);
-        }
-    if (k == VP_V_OBJECT) {
-        walk_value(vp_value_state(v), depth + 1, budget);
-        walk_value(vp_value_args(v), depth + 1, budget);
-    }
-}
-
 typedef struct { int code; char msg[1024]; int at_open; } outcome;
 
 /* Open `path` and read every tensor: the first failure's code and message.
@@ -127,8 +110,8 @@ static outcome run(const char *path, const char *key)
         vp_source_close(src);
         return o;
     }
-    long budget = 100000;
-    walk_value(vp_source_root(src), 0, &budget);
+    /* visit the pickled tree (bounded) so accessors see damaged trees too */
+    tu_walk_values(vp_source_root(src), VP_PICKLE_MAX_DEPTH + 8, 100000);
     for (size_t i = 0; i < vp_source_count(src); i++) {
         const vp_tensor *t = vp_source_tensor(src, i);
         if (t->nbytes > (64u << 20)) continue;   /* e.g. a stride-0 view grown huge: valid, too big to read here */
@@ -372,15 +355,6 @@ static void golden_magic(void)
     EXPECT(o.code == VP_ERR_IO || o.code == VP_ERR_FORMAT, "a directory: code %d (%s)", o.code, o.msg);
 }
 
-static bytes st_file(const char *json, size_t data_len)
-{
-    bytes b = {0};
-    put64(&b, strlen(json));
-    put_str(&b, json);
-    for (size_t i = 0; i < data_len; i++) put8(&b, (uint8_t)i);
-    return b;
-}
-
 static void golden_sizes(const char *fixdir)
 {
     /* npy: positive control, then shapes far beyond the file */
@@ -399,32 +373,32 @@ static void golden_sizes(const char *fixdir)
     }
 
     /* safetensors: positive control, header length and offsets beyond the file */
-    b = st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
+    b = st_build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", NULL, 16);
     expect_code("hand-built safetensors", run_bytes("ok.safetensors", b.p, b.n, NULL), VP_OK, NULL);
     b.p[0] = 0; b.p[7] = 0x10;  /* header length 2^60 + ... */
     outcome o = run_bytes("hdr.safetensors", b.p, b.n, NULL);
     EXPECT(o.code == VP_ERR_FORMAT || o.code == VP_ERR_LIMIT, "safetensors header length 2^60: code %d (%s)", o.code, o.msg);
     free(b.p);
-    b = st_file("{\"big\":{\"dtype\":\"F32\",\"shape\":[281474976710656],\"data_offsets\":[0,1125899906842624]}}", 16);
+    b = st_build("{\"big\":{\"dtype\":\"F32\",\"shape\":[281474976710656],\"data_offsets\":[0,1125899906842624]}}", NULL, 16);
     expect_code("safetensors tensor of 2^50 bytes in a 16-byte buffer", run_bytes("big.safetensors", b.p, b.n, NULL),
                 VP_ERR_FORMAT, "'big'");
     free(b.p);
-    b = st_file("{\"sh\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,16]}}", 16);
+    b = st_build("{\"sh\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,16]}}", NULL, 16);
     expect_code("safetensors shape needing more than its offsets", run_bytes("sh.safetensors", b.p, b.n, NULL),
                 VP_ERR_FORMAT, "'sh'");
     free(b.p);
 
     /* overlapping offsets; the control is the same pair laid end to end */
-    b = st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 32);
+    b = st_build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", NULL, 32);
     expect_code("safetensors laid end to end", run_bytes("ok2.safetensors", b.p, b.n, NULL), VP_OK, NULL);
     free(b.p);
-    b = st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
+    b = st_build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", NULL, 24);
     expect_code("overlapping safetensors offsets", run_bytes("overlap.safetensors", b.p, b.n, NULL), VP_ERR_FORMAT, "overlap");
     free(b.p);
-    b = st_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
+    b = st_build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", NULL, 16);
     expect_code("two safetensors tensors on the same bytes", run_bytes("same.safetensors", b.p, b.n, NULL), VP_ERR_FORMAT, NULL);
     free(b.p);
 

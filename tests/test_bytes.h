@@ -1,7 +1,7 @@
 /* Little-endian byte buffers and writers for the containers the tests
- * build byte by byte (zip, npy, torch pickles), for tests that need inputs
- * no real tool writes. Implemented in tests/util/testutil.c with the
- * helpers of test_util.h. The names are short and unprefixed because the
+ * build byte by byte (zip, npy, torch pickles, safetensors), for tests that
+ * need inputs no real tool writes. Implemented in tests/util/testutil.c
+ * with the helpers of test_util.h. The names are short and unprefixed because the
  * tests call them hundreds of times; a test that includes this header
  * must not define functions of the same names. */
 #ifndef VP_TEST_BYTES_H
@@ -57,6 +57,13 @@ bytes build_zip(const zmember *m, int n, bool zip64, zlayout *L);
  * length, 2: 32-bit), the dict padded with spaces and ended by '\n' so that
  * the data starts at a multiple of 64, then the data. */
 bytes make_npy(int major, const char *dict, const void *data, size_t len);
+
+/* ---- a safetensors writer ----------------------------------------------- */
+/* The 8-byte little-endian length of `header`, the header text as given (no
+ * padding, so a test may give any text), then n data bytes: `data`, or when
+ * data is NULL the bytes 0, 1, 2, ... (mod 256). tu_write_st (test_util.h)
+ * writes the same to a file. */
+bytes st_build(const char *header, const void *data, size_t n);
 
 /* ---- pickle opcodes, as torch.save writes them (protocol 2) -------------- */
 void pk_str(bytes *b, const char *s);                     /* BINUNICODE */

@@ -32,39 +32,15 @@ static int same_file(const char *a, const char *b)
     return ok;
 }
 
-/* Options for a case: its NAME.args lines plus extras. */
-typedef struct opts_buf { vp_convert_opts o; const char *sets[32]; char *text; } opts_buf;
-
-static void load_opts(opts_buf *ob, const char *name)
+/* Options for a case: its NAME.args lines (none for name ""). */
+static void load_opts(tu_conv *cv, const char *name)
 {
-    memset(ob, 0, sizeof *ob);
-    ob->o.family = "auto";
-    ob->o.quiet = 1;
-    ob->o.sets = ob->sets;
+    tu_conv_init(cv);
+    cv->o.family = "auto";
+    cv->cwd = fx;
     char path[1200];
     snprintf(path, sizeof path, "%s/%s.args", fx, name);
-    ob->text = tu_slurp(path, NULL);
-    if (!ob->text) return;
-    char *save = NULL, *opt = NULL;
-    for (char *line = strtok_r(ob->text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (!opt) { opt = line; continue; }
-        if (!strcmp(opt, "--set") && ob->o.nsets < 32) ob->sets[ob->o.nsets++] = line;
-        else if (!strcmp(opt, "--model-name")) ob->o.model_name = line;
-        opt = NULL;
-    }
-}
-
-static void add_set(opts_buf *ob, const char *s)
-{
-    if (ob->o.nsets < 32) ob->sets[ob->o.nsets++] = s;
-}
-
-static int convert(const char *src, const char *out, opts_buf *ob, char *err, size_t errlen)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", fx, src);
-    err[0] = 0;
-    return vp_convert(path, NULL, out, &ob->o, err, errlen);
+    if (*name) tu_conv_args_file(cv, path);
 }
 
 /* Every tensor of out/model.safetensors equals the expected one, bit for bit, and the
@@ -135,12 +111,12 @@ static void hf_load_all(void)
 /* One fixture: convert with its options, compare tensors, config and preprocessor. */
 static void check_case(const char *name, const char *src, const char *cls)
 {
-    opts_buf ob;
+    tu_conv ob;
     load_opts(&ob, name);
-    char out[600], err[2048], exp[1200];
+    char out[600], exp[1200];
     snprintf(out, sizeof out, "%s/%s", tmp, name);
-    int rc = convert(src, out, &ob, err, sizeof err);
-    CHECKF(rc == VP_OK, "%s: %s", name, err);
+    int rc = tu_convert(&ob, src, out);
+    CHECKF(rc == VP_OK, "%s: %s", name, ob.err);
     if (rc == VP_OK) {
         check_tensors(out, name);
         snprintf(exp, sizeof exp, "%s/%s.config.json", fx, name);
@@ -149,21 +125,21 @@ static void check_case(const char *name, const char *src, const char *cls)
         check_json(out, "preprocessor_config.json", exp);
         hf_load(out, cls);
     }
-    free(ob.text);
+    tu_conv_free(&ob);
 }
 
 /* The same fixture with a tokenizer: its files as NAME.tok/ has them. */
 static void check_tokenizer(const char *name, const char *src, const char *bpe, const char *spm_file,
                             const char *const *files, const char *cls)
 {
-    opts_buf ob;
+    tu_conv ob;
     load_opts(&ob, name);
-    char out[600], err[2048], vocab[1200], exp[1200];
+    char out[600], vocab[1200], exp[1200];
     snprintf(out, sizeof out, "%s/%s.tok-%s", tmp, name, bpe ? bpe : "spm");
     if (bpe) { snprintf(vocab, sizeof vocab, "%s/%s", fx, bpe); ob.o.bpe_vocab = vocab; }
     if (spm_file) { snprintf(vocab, sizeof vocab, "%s/%s", fx, spm_file); ob.o.spm = vocab; }
-    int rc = convert(src, out, &ob, err, sizeof err);
-    CHECKF(rc == VP_OK, "%s with a tokenizer: %s", name, err);
+    int rc = tu_convert(&ob, src, out);
+    CHECKF(rc == VP_OK, "%s with a tokenizer: %s", name, ob.err);
     if (rc == VP_OK) {
         for (const char *const *f = files; *f; f++) {
             snprintf(exp, sizeof exp, "%s/%s.tok/%s", fx, name, *f);
@@ -173,27 +149,27 @@ static void check_tokenizer(const char *name, const char *src, const char *bpe, 
         check_tensors(out, name);
         hf_load(out, cls);
     }
-    free(ob.text);
+    tu_conv_free(&ob);
 }
 
 /* A conversion that must fail with code `code` and a message containing `needle`. */
 static void check_refusal(const char *what, const char *name, const char *src, const char *const *extra_sets,
                           const char *model_name, const char *bpe, const char *spm_file, int code, const char *needle)
 {
-    opts_buf ob;
+    tu_conv ob;
     load_opts(&ob, name ? name : "");
-    for (const char *const *s = extra_sets; s && *s; s++) add_set(&ob, *s);
+    for (const char *const *s = extra_sets; s && *s; s++) tu_conv_set(&ob, *s);
     if (model_name) ob.o.model_name = model_name;
     ob.o.bpe_vocab = bpe;
     ob.o.spm = spm_file;
-    char out[600], err[2048];
+    char out[600];
     snprintf(out, sizeof out, "%s/refused", tmp);
-    int rc = convert(src, out, &ob, err, sizeof err);
-    CHECKF(rc == code, "%s: code %d (%s), expected %d", what, rc, err, code);
-    CHECKF(strstr(err, needle) != NULL, "%s: message '%s' lacks '%s'", what, err, needle);
+    int rc = tu_convert(&ob, src, out);
+    CHECKF(rc == code, "%s: code %d (%s), expected %d", what, rc, ob.err, code);
+    CHECKF(strstr(ob.err, needle) != NULL, "%s: message '%s' lacks '%s'", what, ob.err, needle);
     struct stat st;
     CHECKF(stat(out, &st) != 0, "%s: a refused conversion left %s", what, out);
-    free(ob.text);
+    tu_conv_free(&ob);
 }
 
 static void write_text(const char *path, const char *text) { tu_write_file(path, text, strlen(text)); }
@@ -266,14 +242,14 @@ static void test_spm_refusals(void)
 /* --dtype keep: OpenAI's fp16 tensors stay fp16, LayerNorms and embeddings f32, same values. */
 static void test_keep_dtype(void)
 {
-    opts_buf ob;
+    tu_conv ob;
     load_opts(&ob, "clip_jit_fp16");
     ob.o.dtype = "keep";
-    char out[600], err[2048], path[1200];
+    char out[600], path[1200];
     snprintf(out, sizeof out, "%s/keep", tmp);
-    int rc = convert("clip_jit_fp16.pt", out, &ob, err, sizeof err);
-    CHECKF(rc == VP_OK, "--dtype keep: %s", err);
-    free(ob.text);
+    int rc = tu_convert(&ob, "clip_jit_fp16.pt", out);
+    CHECKF(rc == VP_OK, "--dtype keep: %s", ob.err);
+    tu_conv_free(&ob);
     if (rc) return;
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     char exp[1200];
@@ -312,21 +288,21 @@ static void test_keep_dtype(void)
 /* --config instead of --set: a config.json giving the head counts (as a hub config would). */
 static void test_config_file(void)
 {
-    char cfg[600], out[600], err[2048], exp[1200];
+    char cfg[600], out[600], exp[1200];
     snprintf(cfg, sizeof cfg, "%s/heads.json", tmp);
     write_text(cfg, "{\"text_config\": {\"num_attention_heads\": 4}, \"vision_config\": {\"num_attention_heads\": 2}}");
-    opts_buf ob;
+    tu_conv ob;
     load_opts(&ob, "");
     ob.o.config_path = cfg;
     snprintf(out, sizeof out, "%s/clip_ft_b16.config-file", tmp);
-    int rc = convert("clip_ft_b16.pt", out, &ob, err, sizeof err);
-    CHECKF(rc == VP_OK, "--config: %s", err);
+    int rc = tu_convert(&ob, "clip_ft_b16.pt", out);
+    CHECKF(rc == VP_OK, "--config: %s", ob.err);
     if (rc == VP_OK) {
         check_tensors(out, "clip_ft_b16");
         snprintf(exp, sizeof exp, "%s/clip_ft_b16.config.json", fx);
         check_json(out, "config.json", exp);
     }
-    free(ob.text);
+    tu_conv_free(&ob);
 }
 
 int main(void)

@@ -42,25 +42,20 @@ static void run_case(const char *dir, const char *name, const char *tmp)
     if (!srcf) { cJSON_Delete(c); return; }
 
     char sets[16][128];
-    const char *setp[16];
-    vp_convert_opts o;
-    memset(&o, 0, sizeof o);
-    const char *key = NULL;
+    tu_conv cv;
+    tu_conv_init(&cv);
     int ns = cc_params_to_sets(c, sets, 16);
-    ns = cc_hints_to_opts(c, &o, &key, sets, ns, 16);
-    for (int i = 0; i < ns; i++) setp[i] = sets[i];
-    o.sets = setp;
-    o.nsets = ns;
-    o.quiet = 1;
+    ns = cc_hints_to_opts(c, &cv.o, &cv.key, sets, ns, 16);
+    for (int i = 0; i < ns; i++) tu_conv_set(&cv, sets[i]);
     char data[600];
     snprintf(data, sizeof data, "%s/data", getenv("VP_SRC") ? getenv("VP_SRC") : ".");
-    o.data_dir = data;
+    cv.o.data_dir = data;
 
     snprintf(path, sizeof path, "%s/%s/%s", dir, name, srcf->valuestring);
     snprintf(out, sizeof out, "%s/%s", tmp, name);
-    char err[2048];
-    int rc = vp_convert(path, key, out, &o, err, sizeof err);
-    CHECKF(rc == VP_OK, "%s (%s): conversion failed: %s", name, family, err);
+    int rc = tu_convert(&cv, path, out);
+    CHECKF(rc == VP_OK, "%s (%s): conversion failed: %s", name, family, cv.err);
+    tu_conv_free(&cv);
     if (rc) { cJSON_Delete(c); return; }
 
     /* tensors */

@@ -190,13 +190,6 @@ static int count_entries(const char *dir)
     return n;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static vp_convert_opts opts(void)
 {
     vp_convert_opts o;
@@ -206,16 +199,21 @@ static vp_convert_opts opts(void)
     return o;
 }
 
-typedef struct result { int rc; char err[1024]; double secs; } result;
+typedef struct result { int rc; char err[2048]; double secs; } result;
 
+/* src into g_parent/model through the tests' runner (tests/util/convert_run.c). */
 static result convert(const char *src, const vp_convert_opts *o)
 {
     result r;
     char out[192];
     snprintf(out, sizeof out, "%s/model", g_parent);
-    double t0 = now();
-    r.rc = vp_convert_ex(src, NULL, out, o, r.err, sizeof r.err, NULL);
-    r.secs = now() - t0;
+    tu_conv cv;
+    tu_conv_init(&cv);
+    cv.o = *o;
+    r.rc = tu_convert(&cv, src, out);
+    snprintf(r.err, sizeof r.err, "%s", cv.err);
+    r.secs = cv.secs;
+    tu_conv_free(&cv);
     return r;
 }
 
@@ -354,16 +352,8 @@ static void name_with_newline(void)
     static const char header[] = "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
     char path[160];
     snprintf(path, sizeof path, "%s/newline.safetensors", g_dir);
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    uint64_t n = sizeof header - 1;
-    uint8_t len[8], zero[4] = {0};
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(n >> (8 * i));
-    fwrite(len, 1, 8, f);
-    fwrite(header, 1, n, f);
-    fwrite(zero, 1, 4, f);
-    fclose(f);
+    static const uint8_t zero[4] = {0};
+    tu_write_st(path, header, zero, sizeof zero);
     vp_convert_opts o = opts();
     result r = convert(path, &o);
     CHECKF(r.rc != VP_OK, "a tensor named 'a\\nb' converted");

@@ -1,9 +1,11 @@
 /* vitport convert on the timm ViT / DeiT and DINO fixtures
- * (tests/fixtures/convert/vit_cases.json, made by gen_vit.py): the tensors
- * must be bit-identical to the seed mapping applied in torch, the config
- * and preprocessor values as expected, the refusals exit 1 naming the
- * reason and leave nothing behind. Also the converter's JSON writer against
- * Python's json.dumps / repr, and size parsing. */
+ * (tests/fixtures/convert/vit_cases.json, made by gen_vit.py; each case
+ * with the program's arguments, run in this process with the verification
+ * the program does): the tensors must be bit-identical to the seed mapping
+ * applied in torch, the config and preprocessor values as expected, the
+ * refusals fail naming the reason and leave nothing behind. Also the
+ * converter's JSON writer against Python's json.dumps / repr, and size
+ * parsing. */
 #include "convert/convert.h"
 #include "convert_check.h"
 
@@ -74,38 +76,39 @@ static void json_unit(void)
 }
 
 /* ---- one fixture case ----------------------------------------------------- */
-static void run_case(const char *bin, const char *fixdir, const cJSON *c)
+/* Converted with the case's arguments as `vitport convert` runs them
+ * (verification included), in this process: tests/util/convert_run.c. */
+static void run_case(const char *fixdir, const cJSON *c)
 {
     const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
     const char *source = cJSON_GetObjectItem(c, "source")->valuestring;
     const cJSON *args = cJSON_GetObjectItem(c, "args");
-    char out[256], errpath[256];
+    char out[256];
     snprintf(out, sizeof out, "%s/%s", tmpdir, name);
-    snprintf(errpath, sizeof errpath, "%s/%s.stderr", tmpdir, name);
     char *argv[64];
     int k = 0;
-    argv[k++] = (char *)bin;
-    argv[k++] = "convert";
-    argv[k++] = (char *)source;
-    argv[k++] = out;
-    for (const cJSON *a = args->child; a && k < 62; a = a->next) argv[k++] = a->valuestring;
-    argv[k] = NULL;
-    int rc = cc_run(argv, fixdir, errpath);
-    char *err = tu_slurp(errpath, NULL);
-    if (!err) err = strdup("");
+    for (const cJSON *a = args->child; a && k < 64; a = a->next) argv[k++] = a->valuestring;
+    tu_conv cv;
+    tu_conv_init(&cv);
+    cv.o.quiet = 0;          /* the program's default: its notes are checked below */
+    cv.log = true;
+    cv.verify = true;
+    cv.cwd = fixdir;
+    tu_conv_args(&cv, argv, k);
+    int rc = tu_convert(&cv, source, out);
     const cJSON *refuse = cJSON_GetObjectItem(c, "refuse");
     if (refuse) {
-        CHECKF(rc == 1, "%s: exit %d, expected 1 (refused)", name, rc);
-        CHECKF(strstr(err, refuse->valuestring) != NULL, "%s: message lacks \"%s\":\n%s", name, refuse->valuestring, err);
+        CHECKF(rc != VP_OK, "%s: converted, expected a refusal", name);
+        CHECKF(strstr(cv.err, refuse->valuestring) != NULL, "%s: message lacks \"%s\":\n%s", name, refuse->valuestring, cv.err);
         CHECKF(!tu_exists(out), "%s: refused but %s exists", name, out);
         CHECKF(tu_count_entries(tmpdir, ".vitport-") == 0, "%s: a temporary directory was left behind", name);
-        free(err);
+        tu_conv_free(&cv);
         return;
     }
-    CHECKF(rc == 0, "%s: exit %d:\n%s", name, rc, err);
+    CHECKF(rc == VP_OK, "%s: %s\n%s", name, cv.err, cv.logged);
     const cJSON *want_err = cJSON_GetObjectItem(c, "stderr");
-    if (want_err) CHECKF(strstr(err, want_err->valuestring) != NULL, "%s: stderr lacks \"%s\":\n%s", name, want_err->valuestring, err);
-    free(err);
+    if (want_err) CHECKF(strstr(cv.logged, want_err->valuestring) != NULL, "%s: stderr lacks \"%s\":\n%s", name, want_err->valuestring, cv.logged);
+    tu_conv_free(&cv);
     if (rc) return;
 
     char path[1024];
@@ -162,34 +165,37 @@ static void run_case(const char *bin, const char *fixdir, const cJSON *c)
 }
 
 /* --force replaces a folder atomically; without it an existing one stays. */
-static void force_case(const char *bin, const char *fixdir)
+static void force_case(const char *fixdir)
 {
-    char out[256], errpath[256], marker[300];
+    char out[256], marker[300];
     snprintf(out, sizeof out, "%s/existing", tmpdir);
-    snprintf(errpath, sizeof errpath, "%s/existing.stderr", tmpdir);
     snprintf(marker, sizeof marker, "%s/marker", out);
     mkdir(out, 0755);
     FILE *f = fopen(marker, "w");
     if (f) fclose(f);
-    char *argv[] = {(char *)bin, "convert", "vit_head.pth", out, "--set", "num_attention_heads=2", "--quiet", NULL, NULL};
-    int rc = cc_run(argv, fixdir, errpath);
-    CHECKF(rc == 1, "existing OUT_DIR without --force: exit %d", rc);
+    char *argv[] = {"--set", "num_attention_heads=2", "--quiet", "--force"};
+    tu_conv cv;
+    tu_conv_init(&cv);
+    cv.verify = true;
+    cv.cwd = fixdir;
+    tu_conv_args(&cv, argv, 3);
+    int rc = tu_convert(&cv, "vit_head.pth", out);
+    CHECKF(rc != VP_OK, "existing OUT_DIR without --force: converted");
     CHECK(tu_exists(marker));
-    argv[7] = "--force";
-    rc = cc_run(argv, fixdir, errpath);
-    CHECKF(rc == 0, "--force: exit %d", rc);
+    tu_conv_args(&cv, argv + 3, 1);
+    rc = tu_convert(&cv, "vit_head.pth", out);
+    CHECKF(rc == VP_OK, "--force: %s", cv.err);
     CHECK(!tu_exists(marker));
     snprintf(marker, sizeof marker, "%s/model.safetensors", out);
     CHECK(tu_exists(marker));
     CHECKF(tu_count_entries(tmpdir, ".vitport-") == 0, "--force left a temporary or old directory behind");
+    tu_conv_free(&cv);
     tu_rmtree(out);
 }
 
 int main(void)
 {
     json_unit();
-    const char *bin = tu_env("VP_BIN", NULL);
-    if (!bin) { fprintf(stderr, "VP_BIN must name the vitport program\n"); return 1; }
     char fixdir[512], path[600];
     snprintf(fixdir, sizeof fixdir, "%s/convert", tu_fixtures_dir());
     snprintf(path, sizeof path, "%s/vit_cases.json", fixdir);
@@ -197,8 +203,8 @@ int main(void)
     CHECKF(cases && cJSON_GetArraySize(cases) >= 20, "%s: cannot read the cases", path);
     tu_mkdtemp(tmpdir, sizeof tmpdir, "vp_convert_vit");
     int n = 0;
-    for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next, n++) run_case(bin, fixdir, c);
-    force_case(bin, fixdir);
+    for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next, n++) run_case(fixdir, c);
+    force_case(fixdir);
     cJSON_Delete(cases);
     tu_rmtree(tmpdir);
     fprintf(stderr, "test_convert_vit: %d fixture cases\n", n);

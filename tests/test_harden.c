@@ -280,7 +280,7 @@ static size_t peak_open(const char *path, int *rc, size_t *count)
 static bytes st_file(size_t n, int kind)
 {
     bytes h = {0};
-    put_str(&h, "{");
+    put_str(&h, kind == 2 ? "{\"__metadata__\":{" : "{");
     char b[256];
     for (size_t i = 0; i < n; i++) {
         int k = 0;
@@ -292,17 +292,9 @@ static bytes st_file(size_t n, int kind)
         if (i) put_str(&h, ",");
         put(&h, b, (size_t)k);
     }
-    put_str(&h, "}");
-    bytes f = {0};
-    if (kind == 2) {
-        put64(&f, h.n + 17);
-        put_str(&f, "{\"__metadata__\":");
-        put(&f, h.p, h.n);
-        put_str(&f, "}");
-    } else {
-        put64(&f, h.n);
-        put(&f, h.p, h.n);
-    }
+    put_str(&h, kind == 2 ? "}}" : "}");
+    put8(&h, 0);
+    bytes f = st_build((const char *)h.p, NULL, 0);
     free(h.p);
     return f;
 }

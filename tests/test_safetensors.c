@@ -26,18 +26,6 @@ static const char *tmp(const char *name)
     return p;
 }
 
-/* A safetensors file from a header text (not padded) and data bytes. */
-static void write_st(const char *path, const char *header, const void *data, size_t n)
-{
-    size_t hn = strlen(header);
-    uint8_t *b = malloc(8 + hn + n + 1);
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hn >> (8 * i));
-    memcpy(b + 8, header, hn);
-    if (n) memcpy(b + 8 + hn, data, n);
-    tu_write_file(path, b, 8 + hn + n);
-    free(b);
-}
-
 /* Open path and expect failure with `code` and a message holding `want`. */
 static void expect_fail(const char *what, const char *path, int code, const char *want)
 {
@@ -181,20 +169,20 @@ static void test_empty_files(void)
     CHECK_EQ_INT(vp_source_count(src), 0);
     vp_source_close(src);
 
-    write_st(path, "{\"__metadata__\":{\"a\":\"b\"}}", NULL, 0);
+    tu_write_st(path, "{\"__metadata__\":{\"a\":\"b\"}}", NULL, 0);
     CHECK_EQ_INT(vp_source_open(&src, path, NULL), VP_OK);
     CHECK_EQ_INT(vp_source_count(src), 0);
     CHECK_STR(vp_source_metadata(src, "a"), "b");
     vp_source_close(src);
 
-    write_st(path, "{\"__metadata__\":null,\"x\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}} \t\r\n", "ab", 2);
+    tu_write_st(path, "{\"__metadata__\":null,\"x\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}} \t\r\n", "ab", 2);
     CHECK_EQ_INT(vp_source_open(&src, path, NULL), VP_OK);
     CHECK_EQ_INT(vp_source_count(src), 1);
     CHECK(vp_source_metadata(src, "a") == NULL);
     vp_source_close(src);
 
     /* extra fields in an entry are ignored, as by the reference */
-    write_st(path, "{\"x\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2],\"extra\":[1,{}]}}", "ab", 2);
+    tu_write_st(path, "{\"x\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2],\"extra\":[1,{}]}}", "ab", 2);
     CHECK_EQ_INT(vp_source_open(&src, path, NULL), VP_OK);
     vp_source_close(src);
 }
@@ -206,7 +194,7 @@ static void golden(const char *what, const char *header, size_t ndata, int code,
 {
     static const char zeros[64];
     const char *path = tmp("bad.safetensors");
-    write_st(path, header, zeros, ndata);
+    tu_write_st(path, header, zeros, ndata);
     expect_fail(what, path, code, want);
 }
 
@@ -478,7 +466,7 @@ static void test_large(void)
              "\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[%llu,%llu]}}",
              (unsigned long long)BIG, (unsigned long long)BIG, (unsigned long long)BIG, (unsigned long long)BIG + 8);
     const char *path = tmp("big.safetensors");
-    write_st(path, header, NULL, 0);
+    tu_write_st(path, header, NULL, 0);
     uint64_t start = 8 + strlen(header);
     float tail[2] = {1.5f, -2.0f};
     int fd = open(path, O_RDWR);

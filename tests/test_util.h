@@ -5,8 +5,8 @@
  * that cannot be made, a file that cannot be written) end the program with
  * exit code 2, as they are not findings about vitport.
  *
- * Builders for files made byte by byte (zip, npy, pickle) are declared in
- * test_bytes.h. */
+ * Builders for files made byte by byte (zip, npy, pickle, safetensors) are
+ * declared in test_bytes.h. */
 #ifndef VP_TEST_UTIL_H
 #define VP_TEST_UTIL_H
 
@@ -74,6 +74,56 @@ int tu_count_entries(const char *dir, const char *part);
  * more allocations every one fails. */
 typedef struct tu_failing { long left; } tu_failing;
 void *tu_failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* ---- safetensors ---------------------------------------------------------- */
+/* Write a safetensors file made by hand: the 8-byte little-endian length of
+ * `header`, the header text as given, then n data bytes (`data`, or the
+ * bytes 0, 1, 2, ... when data is NULL); exits 2 on failure. The bytes are
+ * test_bytes.h's st_build. */
+void tu_write_st(const char *path, const char *header, const void *data, size_t n);
+
+/* ---- running a conversion ------------------------------------------------ */
+/* The one way the C tests run a conversion: in this process, through
+ * vp_convert_ex, with the options set in `o` directly or given as
+ * `vitport convert`'s arguments (the fixtures keep them so: the "args" of
+ * tests/fixtures/convert/vit_cases.json, NAME.args with one a line).
+ * `verify` checks the result before it is published as the program does by
+ * default: vp_verify_run on the temporary folder, a model the engine of
+ * this build cannot run written with a note instead. The program itself
+ * (its exit codes, summary line, signals) is tested by tests/cli_*.sh.
+ * Implemented in tests/util/convert_run.c. */
+typedef struct tu_conv {
+    vp_convert_opts o;         /* tu_conv_init: quiet, everything else zero */
+    const char *key;           /* --key */
+    const char *cwd;           /* relative paths (the source, option files) are taken from here; NULL: ours */
+    bool verify;               /* --no-verify clears it; off after tu_conv_init */
+    bool log;                  /* keep what the conversion prints on stderr in `logged` */
+    /* the result of tu_convert */
+    int rc;                    /* VP_OK or the VP_ERR_* code (also returned) */
+    char err[2048];            /* the one-line message on failure, else "" */
+    char *logged;              /* with log: the stderr output, "" if none */
+    double secs;               /* wall time */
+    int verified;              /* 1 passed, -1 not verified (the engine cannot run the model), 0 not run */
+    char note[1024];           /* "verified CLASS against the CHECK: largest difference ...", "not verified: WHY" */
+    /* storage for the arguments */
+    const char *sets[64];
+    char *text[4];
+    int ntext;
+} tu_conv;
+
+void tu_conv_init(tu_conv *c);
+/* Apply `vitport convert` options argv[0 .. n-1] ("--set", "K=V", "--dtype",
+ * "f16", "--no-verify", ...); the strings must outlive c. An option the
+ * runner does not know ends the program (exit 2). */
+void tu_conv_args(tu_conv *c, char *const *argv, int n);
+/* The same from a file holding one argument a line; false if it cannot be read. */
+bool tu_conv_args_file(tu_conv *c, const char *path);
+/* One more --set KEY=VALUE (kv must outlive c). */
+void tu_conv_set(tu_conv *c, const char *kv);
+/* Convert src (its sub-dictionary c->key) into out; the result in c. */
+int tu_convert(tu_conv *c, const char *src, const char *out);
+/* Free what the runner allocated (the struct itself is the caller's). */
+void tu_conv_free(tu_conv *c);
 
 /* ---- running the program ------------------------------------------------- */
 /* Run argv[0] with argv (NULL-terminated) in cwd (NULL: this one), stdout to

@@ -6,10 +6,11 @@
  *    transposed, two layers exchanged, one LayerNorm scaled) FAIL it with a
  *    message naming an output, also through `vitport verify` (exit 1);
  *  - the converter fixtures (tests/fixtures/convert/vit_cases.json and the
- *    *.args cases, and the reader fixture ckpt_dino.pth): `vitport convert`
- *    verifies by default and says so; a family the engine cannot open is
- *    converted with a "not verified" note instead, decided here
- *    independently by vp_model_open on the result.
+ *    *.args cases), converted with their arguments as `vitport convert`
+ *    runs them, verification included (tests/util/convert_run.c; the
+ *    program's own summary line: tests/cli_verify.sh): each verifies; a
+ *    family the engine cannot open is converted with a "not verified" note
+ *    instead, decided here independently by vp_model_open on the result.
  * Where the engine of this build cannot run a family yet (CLIP, SigLIP,
  * CLIPSeg arrive by merge), the checks that need it are skipped and
  * counted; vp_model_open decides, so they become strict on their own. */
@@ -185,25 +186,23 @@ static void load_inputs(const char *path, vp_verify_opts *o, float **pix, int64_
 
 static void conformance_case(const char *root, const char *name)
 {
-    char path[1024], src[1024], out[1024], err[1024];
+    char path[1024], src[1024], out[1024];
     snprintf(path, sizeof path, "%s/%s/case.json", root, name);
     cJSON *c = tu_load_json(path);
     CHECKF(c != NULL, "%s", path);
     if (!c) return;
     char sets[16][128];
-    const char *setp[16], *key = NULL;
-    vp_convert_opts o;
-    memset(&o, 0, sizeof o);
-    o.quiet = 1;
+    tu_conv cv;
+    tu_conv_init(&cv);
     int ns = cc_params_to_sets(c, sets, 16);
-    ns = cc_hints_to_opts(c, &o, &key, sets, ns, 16);
-    for (int i = 0; i < ns; i++) setp[i] = sets[i];
-    o.sets = setp;
-    o.nsets = ns;
+    ns = cc_hints_to_opts(c, &cv.o, &cv.key, sets, ns, 16);
+    for (int i = 0; i < ns; i++) tu_conv_set(&cv, sets[i]);
+    const char *key = cv.key;
     snprintf(src, sizeof src, "%s/%s/%s", root, name, tu_jstr(c, "source_file"));
     snprintf(out, sizeof out, "%s/%s", tmpdir, name);
-    int rc = vp_convert(src, key, out, &o, err, sizeof err);
-    CHECKF(rc == VP_OK, "%s: convert: %s", name, err);
+    int rc = tu_convert(&cv, src, out);
+    CHECKF(rc == VP_OK, "%s: convert: %s", name, cv.err);
+    tu_conv_free(&cv);
     if (rc) { cJSON_Delete(c); return; }
     if (!engine_runs(out)) {
         printf("%-16s SKIPPED: this build's engine does not open %s's conversion yet\n", name, name);
@@ -273,7 +272,7 @@ static void conformance_case(const char *root, const char *name)
             char errp[1200];
             snprintf(errp, sizeof errp, "%s/%s.err", tmpdir, name);
             char *argv[] = {(char *)bin, "verify", bad, "--source", src, NULL};
-            CHECK_EQ_INT(cc_run(argv, NULL, errp), 1);
+            CHECK_EQ_INT(tu_run(argv, NULL, errp), 1);
             char *e = tu_slurp(errp, NULL);
             CHECKF(e && tu_has(e, "verification failed") && any_output_named(e, v), "%s: CLI said %s", name, e ? e : "");
             free(e);
@@ -285,35 +284,30 @@ static void conformance_case(const char *root, const char *name)
     cJSON_Delete(c);
 }
 
-/* ---- converter fixtures through the CLI ------------------------------------ */
+/* ---- converter fixtures ----------------------------------------------------- */
+/* Converted as `vitport convert` does (verification on unless the arguments
+ * say --no-verify), in this process: tests/util/convert_run.c. */
 static void fixture_convert(const char *fixdir, const char *name, const char *source, char **args, int nargs)
 {
-    char out[1024], errp[1024];
+    char out[1024];
     snprintf(out, sizeof out, "%s/fx_%s", tmpdir, name);
-    snprintf(errp, sizeof errp, "%s/fx_%s.err", tmpdir, name);
-    char *argv[80];
-    int k = 0;
-    argv[k++] = (char *)bin;
-    argv[k++] = "convert";
-    argv[k++] = (char *)source;
-    argv[k++] = out;
-    for (int i = 0; i < nargs && k < 78; i++) argv[k++] = args[i];
-    argv[k] = NULL;
-    int rc = cc_run(argv, fixdir, errp);
-    char *e = tu_slurp(errp, NULL);
-    CHECKF(rc == 0, "%s: exit %d: %s", name, rc, e ? e : "");
+    tu_conv cv;
+    tu_conv_init(&cv);
+    cv.verify = true;
+    cv.cwd = fixdir;
+    tu_conv_args(&cv, args, nargs);
+    int rc = tu_convert(&cv, source, out);
+    CHECKF(rc == VP_OK, "%s: %s", name, cv.err);
     int skip_verify = 0;
     for (int i = 0; i < nargs; i++) skip_verify |= !strcmp(args[i], "--no-verify");
-    if (rc == 0 && skip_verify) CHECKF(e && tu_has(e, "not verified (--no-verify)"), "%s: %s", name, e ? e : "");
-    else if (rc == 0) {
+    if (rc == VP_OK && skip_verify) CHECKF(cv.verified == 0, "%s: verified despite --no-verify: %s", name, cv.note);
+    else if (rc == VP_OK) {
         int runs = engine_runs(out);
-        if (runs) CHECKF(e && tu_has(e, "; verified ") && tu_has(e, "largest difference"), "%s: no verification line: %s", name, e ? e : "");
-        else { CHECKF(e && tu_has(e, "not verified"), "%s: no 'not verified' note: %s", name, e ? e : ""); skipped++; }
-        const char *line = e ? strstr(e, "; verified ") : NULL;
-        if (!line && e) line = strstr(e, "not verified");
-        if (line) printf("fixture %-22s %.*s\n", name, (int)strcspn(line, "\n"), line);
+        if (runs) CHECKF(cv.verified == 1 && tu_has(cv.note, "largest difference"), "%s: not verified: %s", name, cv.note);
+        else { CHECKF(cv.verified == -1 && tu_has(cv.note, "not verified"), "%s: no 'not verified' note: %s", name, cv.note); skipped++; }
+        printf("fixture %-22s %s\n", name, cv.note);
     }
-    free(e);
+    tu_conv_free(&cv);
 }
 
 static void fixtures(void)
@@ -367,7 +361,7 @@ static void fixtures(void)
 static void api_errors(void)
 {
     const char *fx = tu_fixtures_dir();
-    char dir[1024], src[1024], junk[1024], npz[1024], err[1024];
+    char dir[1024], src[1024], junk[1024], npz[1024];
     vp_verify_free(NULL);
     CHECK(vp_verify_count(NULL) == 0 && vp_verify_item_at(NULL, 0) == NULL && vp_verify_worst(NULL) == NULL);
     vp_verify *v = NULL;
@@ -384,13 +378,11 @@ static void api_errors(void)
     CHECK(vp_verify_run(v, "/nonexistent", &o) != VP_OK && !vp_verify_engine_missing(v) && tu_one_line(vp_verify_errmsg(v)));
     /* a good directory, then sources that are not its model */
     snprintf(dir, sizeof dir, "%s/api_vit", tmpdir);
-    vp_convert_opts co;
-    memset(&co, 0, sizeof co);
-    co.quiet = 1;
-    const char *sets[] = {"num_attention_heads=2"};
-    co.sets = sets;
-    co.nsets = 1;
-    CHECK(vp_convert(src, NULL, dir, &co, err, sizeof err) == VP_OK);
+    tu_conv cv;
+    tu_conv_init(&cv);
+    tu_conv_set(&cv, "num_attention_heads=2");
+    CHECKF(tu_convert(&cv, src, dir) == VP_OK, "%s", cv.err);
+    tu_conv_free(&cv);
     CHECK(vp_verify_run(v, dir, &o) == VP_OK && vp_verify_count(v) == 2);
     CHECK_STR(vp_verify_class(v), "ViTForImageClassification");
     CHECK(tu_has(vp_verify_check(v), "timm"));

@@ -309,6 +309,24 @@ bytes make_npy(int major, const char *dict, const void *data, size_t len)
     return b;
 }
 
+/* ---- a safetensors writer ----------------------------------------------- */
+bytes st_build(const char *header, const void *data, size_t n)
+{
+    bytes b = {0};
+    put64(&b, strlen(header));
+    put_str(&b, header);
+    if (data) put(&b, data, n);
+    else for (size_t i = 0; i < n; i++) put8(&b, (uint8_t)i);
+    return b;
+}
+
+void tu_write_st(const char *path, const char *header, const void *data, size_t n)
+{
+    bytes b = st_build(header, data, n);
+    tu_write_file(path, b.p, b.n);
+    free(b.p);
+}
+
 /* ---- pickle opcodes ------------------------------------------------------ */
 void pk_str(bytes *b, const char *s) { put8(b, 'X'); put32(b, (uint32_t)strlen(s)); put_str(b, s); }
 void pk_int(bytes *b, int32_t v) { put8(b, 'J'); put32(b, (uint32_t)v); }
