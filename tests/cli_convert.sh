@@ -82,6 +82,24 @@ EOF
 fi
 grep -q "converting 'teacher'" "$T/err" && ok || bad "DINO teacher choice not announced"
 
+# ---- option values reach the conversion --------------------------------------
+# (the C tests run conversions in this process, tests/util/convert_run.c:
+# this is the program's own wiring of each option to the converter)
+expect_rc 0 "--config --set --max-shard-size --dtype" "$BIN" convert "$FIX/vit_head.pth" "$T/opts" \
+    --config "$FIX/vit_head_config.json" --set hidden_act=quick_gelu --max-shard-size 3kB --dtype f16 --no-verify --quiet
+grep -q '"initializer_range": 0.01' "$T/opts/config.json" && grep -q '"hidden_act": "quick_gelu"' "$T/opts/config.json" \
+    && ok || bad "--config / --set not in config.json: $(head -c 300 "$T/opts/config.json" 2>/dev/null)"
+[ -f "$T/opts/model.safetensors.index.json" ] && [ ! -e "$T/opts/model.safetensors" ] && ok || bad "--max-shard-size 3kB: not sharded"
+grep -aq '"F16"' "$T"/opts/model-00001-of-*.safetensors && ! grep -aq '"F32"' "$T"/opts/model-00001-of-*.safetensors \
+    && ok || bad "--dtype f16: the first shard is not float16"
+expect_rc 0 "--labels" "$BIN" convert "$FIX/deit_distilled.pth" "$T/lab" $HEAD --labels "$FIX/deit_distilled_labels.txt" --quiet
+grep -q '"tench"' "$T/lab/config.json" && ok || bad "--labels: no label in config.json"
+expect_rc 0 "--model-name" "$BIN" convert "$FIX/deit_tiny_named.pth" "$T/named" --model-name deit_tiny_patch16_224
+grep -q "3 attention heads" "$T/err" && ok || bad "--model-name: heads not taken from the name: $(tail -c 300 "$T/err")"
+expect_rc 0 "--family --key" "$BIN" convert "$FIX/dino_train.pth" "$T/fam" --family dino --key student $HEAD
+grep -q "family 'dino'" "$T/err" && grep -q "DINO projection head" "$T/err" && ok || bad "--family / --key: $(tail -c 300 "$T/err")"
+no_leftovers "$T" "option values"
+
 # ---- signals: nothing partial left behind -----------------------------------
 # A ~120 MB timm-layout safetensors source, sparse (zeros), converted to bf16
 # so it goes through the bounded buffer; SIGTERM/SIGINT at various moments
