@@ -193,6 +193,25 @@ static void force_case(const char *fixdir)
     tu_rmtree(out);
 }
 
+/* The runner's verification refuses a model that computes something else
+ * (--set hidden_act=relu), as the program's does: nothing written. */
+static void verify_refuses(const char *fixdir)
+{
+    char out[256];
+    snprintf(out, sizeof out, "%s/differs", tmpdir);
+    char *argv[] = {"--set", "num_attention_heads=2", "--set", "hidden_act=relu"};
+    tu_conv cv;
+    tu_conv_init(&cv);
+    cv.verify = true;
+    cv.cwd = fixdir;
+    tu_conv_args(&cv, argv, 4);
+    int rc = tu_convert(&cv, "vit_head.pth", out);
+    CHECKF(rc == VP_ERR_MISMATCH, "hidden_act=relu: rc %d (%s)", rc, cv.err);
+    CHECKF(tu_has(cv.err, "verification failed") && tu_has(cv.err, out) && tu_one_line(cv.err), "hidden_act=relu: %s", cv.err);
+    CHECKF(!tu_exists(out) && tu_count_entries(tmpdir, ".vitport-") == 0, "hidden_act=relu: files left");
+    tu_conv_free(&cv);
+}
+
 int main(void)
 {
     json_unit();
@@ -205,6 +224,7 @@ int main(void)
     int n = 0;
     for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next, n++) run_case(fixdir, c);
     force_case(fixdir);
+    verify_refuses(fixdir);
     cJSON_Delete(cases);
     tu_rmtree(tmpdir);
     fprintf(stderr, "test_convert_vit: %d fixture cases\n", n);

@@ -105,7 +105,8 @@ typedef struct tu_conv {
     double secs;               /* wall time */
     int verified;              /* 1 passed, -1 not verified (the engine cannot run the model), 0 not run */
     char note[1024];           /* "verified CLASS against the CHECK: largest difference ...", "not verified: WHY" */
-    /* storage for the arguments */
+    /* the runner's own */
+    const char *out;
     const char *sets[64];
     char *text[4];
     int ntext;

@@ -80,6 +80,19 @@ bool tu_conv_args_file(tu_conv *c, const char *path)
     return true;
 }
 
+/* Every `from` in s (of size cap) replaced by `to`, as the program names
+ * the output folder rather than its temporary one. */
+static void replace_all(char *s, size_t cap, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    for (char *p = fl ? strstr(s, from) : NULL; p; p = strstr(p + tl, from)) {
+        size_t rest = strlen(p + fl);
+        if ((size_t)(p - s) + tl + rest + 1 > cap) return;
+        memmove(p + tl, p + fl, rest + 1);
+        memcpy(p, to, tl);
+    }
+}
+
 /* opts.verify: what vitport convert's verification does, through the public API. */
 static int verify_cb(void *arg, const char *tmp_dir, const char *src_path, const char *key, const char *family,
                      char *err, size_t errlen)
@@ -103,9 +116,11 @@ static int verify_cb(void *arg, const char *tmp_dir, const char *src_path, const
     } else if (vp_verify_engine_missing(v)) {
         c->verified = -1;
         snprintf(c->note, sizeof c->note, "not verified: %s", vp_verify_errmsg(v));
+        replace_all(c->note, sizeof c->note, tmp_dir, c->out);
         rc = VP_OK;   /* the conversion stands, with the note */
     } else {
         snprintf(err, errlen, "%s; nothing written", vp_verify_errmsg(v));
+        replace_all(err, errlen, tmp_dir, c->out);
     }
     vp_verify_free(v);
     return rc;
@@ -117,6 +132,7 @@ int tu_convert(tu_conv *c, const char *src, const char *out)
     c->logged = NULL;
     c->err[0] = c->note[0] = 0;
     c->verified = 0;
+    c->out = out;
     vp_convert_opts o = c->o;
     if (c->verify) { o.verify = verify_cb; o.verify_arg = c; }
 
