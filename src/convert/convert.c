@@ -158,7 +158,7 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     rc = vp_conv_choose(&src, src_path, key, opts, &fam, &chosen_key, err, errlen);
     if (rc) { vp_source_close(src); vp__free(chosen_key); return rc; }
     vp_source_set_crc_check(src, !opts->no_crc);   /* the reader checks CRC-32s as bytes are first read */
-    src->cancel = opts->cancel;                    /* and stops long reads (CRC, inflate) when cancelled */
+    vp__source_set_cancel(src, opts->cancel);      /* and stops long reads (CRC, inflate) when cancelled */
 
     vp_layout L;
     memset(&L, 0, sizeof L);

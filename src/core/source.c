@@ -168,6 +168,24 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
     return NULL;
 }
 
+/* ---- core/source_io.h: what a streaming consumer may use ---------------- */
+const uint8_t *vp__source_storage_bytes(vp_source *src, size_t i)
+{
+    if (!src) return NULL;
+    if (i >= src->nview || src->view[i].storage < 0) { vp__err(src, VP_ERR_ARG, "no such tensor or storage"); return NULL; }
+    return vp__storage_bytes(src, (long)src->view[i].storage);
+}
+
+bool vp__source_in_file(const vp_source *src, size_t i)
+{
+    return src && i < src->nview && src->view[i].storage >= 0 &&
+           src->storages[src->view[i].storage].kind == VP_STORE_FILE;
+}
+
+int vp__source_errcode(const vp_source *src) { return src ? src->errcode : VP_ERR_NOMEM; }
+
+void vp__source_set_cancel(vp_source *src, const atomic_int *cancel) { if (src) src->cancel = cancel; }
+
 bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 {
     int64_t s = 1;

@@ -5,7 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/util.h"
 #include "vitport/image.h"
 
 struct vp_image {

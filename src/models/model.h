@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <cjson/cJSON.h>
 
-#include "core/internal.h"
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/util.h"
 #include "vitport/engine.h"
 #include "hf/config.h"
 #include "nn/nn.h"

@@ -10,7 +10,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/util.h"
 #include "text/text.h"
 #include "text/tokenize.h"
 
