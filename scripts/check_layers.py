@@ -9,7 +9,8 @@ an error, as is a tools/ file that includes anything but the public headers
 (vitport/...) and its own, and a private header included outside the layers
 it belongs to (PRIVATE: core/internal.h, the source's fields and the format
 hooks, is core's and format's alone; the other layers use core's narrow
-headers, core/alloc.h, core/buf.h, ...).
+headers, core/alloc.h, core/buf.h, ...), and a FORBIDDEN name used in a
+layer (core naming a format's types or entry points, e.g. struct vp_zip).
 
 usage: check_layers.py SRC_ROOT NM OBJECT...
   SRC_ROOT  the repository root (its src/ and tools/ are read)
@@ -26,6 +27,26 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 # private header -> the layers that may include it
 PRIVATE = {"core/internal.h": ("core", "format")}
+
+# names a layer's code must not use: core keeps every format's state opaque
+# (struct vp_source holds the format's table entry and a void *state)
+FORBIDDEN = {"core": re.compile(r"\b(vp_zip\w*|vp__zip_\w+|vp__open_\w+|vp__format_\w+)")}
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def forbidden_names(src):
+    bad = []
+    for layer, rx in FORBIDDEN.items():
+        for root, _, files in os.walk(os.path.join(src, layer)):
+            for f in sorted(files):
+                if not f.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(root, f)
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    m = rx.search(COMMENT.sub(" ", fh.read()))
+                if m:
+                    bad.append("%s names %s: a format's internals are the format layer's" % (os.path.relpath(path, src), m.group(1)))
+    return bad
 
 
 def private_includes(src, layers):
@@ -145,7 +166,7 @@ def main(argv):
         for a, b in zip(cycle, cycle[1:]):
             for why in edges[(a, b)][:5]:
                 print("  %s -> %s: %s" % (a, b, why), file=sys.stderr)
-    for why in private_includes(src, layers):
+    for why in private_includes(src, layers) + forbidden_names(src):
         bad = 1
         print(why, file=sys.stderr)
     tools = os.path.join(root, "tools")

@@ -27,7 +27,7 @@
 /* ---- storages and sources ---------------------------------------------- */
 enum vp_store_kind {
     VP_STORE_FILE = 0,   /* bytes lie in the file at `offset` */
-    VP_STORE_DEFLATE,    /* a deflated zip member: inflate, then skip `skip` bytes */
+    VP_STORE_DEFLATE,    /* a compressed member: the format's read() inflates it, then skip `skip` bytes */
     VP_STORE_MEMORY      /* bytes already in `owned` (e.g. built by the reader) */
 };
 
@@ -36,15 +36,14 @@ typedef struct vp_storage {
     vp_dtype dtype;          /* element type of the storage */
     uint64_t nbytes;         /* usable bytes of the storage */
     uint64_t offset;         /* FILE: byte offset in the file */
-    long zip_entry;          /* DEFLATE: index of the zip entry */
+    long member;             /* DEFLATE, crc: the archive member, as the format's
+                                read() / verify() hooks number them */
     uint64_t skip;           /* DEFLATE: bytes to skip after inflating (npy header) */
     uint8_t *owned;          /* DEFLATE/MEMORY: the bytes, NULL until loaded */
     const char *label;       /* for messages: "archive/data/3", "params/x.npy" */
-    bool crc;                /* the bytes come from zip member `zip_entry` (any kind):
-                                its CRC-32 is checked before they are first used */
+    bool crc;                /* the bytes come from archive member `member` (any kind):
+                                its checksum (verify()) is checked before they are first used */
 } vp_storage;
-
-struct vp_zip;   /* src/format/zip.h */
 
 /* A reader as the format layer's table lists it (src/format/formats.c).
  * Core calls a reader only through these pointers, never by name. */
@@ -57,7 +56,8 @@ typedef struct vp_format {
     /* the first `want` bytes of a VP_STORE_DEFLATE storage's entry into dst
      * (NULL: the reader makes no such storages) */
     int (*read)(vp_source *src, long entry, uint8_t *dst, uint64_t want);
-    /* free what the reader keeps beside the tables (vp_source_close) */
+    /* free what the reader keeps beside the tables, its `state` among it
+     * (vp_source_close) */
     void (*free)(vp_source *src);
     /* archives with checksums (NULL otherwise): how many members, and check
      * member `entry`'s CRC-32 once (VP_OK when it matches, or when checks
@@ -73,8 +73,10 @@ struct vp_source {
     const char *format;
     vp_map map;
     vp_arena arena;          /* names, labels, pickle values */
-    struct vp_zip *zip;      /* when the file is a zip archive (the zip reader's) */
-    const vp_format *reader; /* the format that opened it */
+    const vp_format *reader; /* the format that opened it (src/format/formats.c) */
+    void *state;             /* that format's own state, opaque to core (the zip
+                                directory, safetensors' __metadata__); freed by
+                                reader->free */
 
     vp_tensor *all;          /* every tensor found, full names */
     size_t nall, capall;
@@ -90,9 +92,6 @@ struct vp_source {
     bool no_crc;                     /* skip the zip members' CRC-32 checks (vp_source_set_crc_check) */
     const atomic_int *cancel;        /* when set non-zero, long reads (CRC, inflate) stop with
                                         "interrupted"; set by the converter from its options */
-
-    void *format_data;               /* reader-private data (safetensors: __metadata__) */
-    void (*format_free)(void *);     /* frees format_data; called by vp_source_close */
 };
 
 /* Record a failure: formats "PATH: message" into src->errmsg, keeps code in

@@ -145,10 +145,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
             vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
             return NULL;
         }
-        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->member, false) != VP_OK) return NULL;
         return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
     case VP_STORE_MEMORY:
-        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->member, false) != VP_OK) return NULL;
         return st->owned ? st->owned : (const uint8_t *)"";
     case VP_STORE_DEFLATE: {
         if (st->owned) return st->owned + st->skip;
@@ -159,8 +159,8 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         /* Inflating the whole member checks its CRC-32; a storage that ends
          * before its member is checked over all of it. */
         if (!src->reader || !src->reader->read) { vp__free(buf); vp__err(src, VP_ERR_FORMAT, "storage '%s' cannot be read", st->label ? st->label : "?"); return NULL; }
-        if (src->reader->read(src, st->zip_entry, buf, total) != VP_OK ||
-            (st->crc && check_member(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
+        if (src->reader->read(src, st->member, buf, total) != VP_OK ||
+            (st->crc && check_member(src, st->member, false) != VP_OK)) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
@@ -271,7 +271,6 @@ int vp__source_narrow(vp_source *src, const char *key)
 void vp_source_close(vp_source *src)
 {
     if (!src) return;
-    if (src->format_free) src->format_free(src->format_data);
     for (size_t i = 0; i < src->nstorages; i++)
         if (src->storages[i].kind != VP_STORE_FILE) vp__free(src->storages[i].owned);
     vp__free(src->storages);
@@ -393,7 +392,7 @@ int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
     if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
     /* The caller copies the bytes without looking at them: check first. */
     if (st->crc) {
-        int rc = check_member(src, st->zip_entry, false);
+        int rc = check_member(src, st->member, false);
         if (rc) return rc;
     }
     *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
@@ -409,14 +408,14 @@ int vp_source_check_data(vp_source *src, size_t *checked)
 {
     if (checked) *checked = 0;
     if (!src) return VP_ERR_ARG;
-    if (!src->zip) return VP_OK;
+    if (members(src) <= 0) return VP_OK;   /* no checksums in this format */
     /* each member once, in archive order, whatever shares it */
     uint8_t *want = vp__calloc((size_t)members(src) + 1, 1);
     if (!want) return vp__err(src, VP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < src->nview; i++) {
         long s = src->view[i].storage;
-        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < members(src))
-            want[src->storages[s].zip_entry] = 1;
+        if (s >= 0 && src->storages[s].crc && src->storages[s].member >= 0 && src->storages[s].member < members(src))
+            want[src->storages[s].member] = 1;
     }
     int rc = VP_OK;
     for (long e = 0; e < members(src) && rc == VP_OK; e++) {

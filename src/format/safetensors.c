@@ -21,7 +21,7 @@
 
 #include <yajl/yajl_parse.h>
 
-#include "core/internal.h"
+#include "format/format.h"
 
 /* JSON numbers arrive as doubles; every integer up to 2^53 is exact. */
 #define ST_MAX_JSON_INT 9007199254740992.0
@@ -73,9 +73,10 @@ typedef struct st_meta {
     const char **keys, **vals;   /* sorted by key; strings live in the source's arena */
 } st_meta;
 
-static void st_meta_free(void *p)
+void vp__safetensors_free(vp_source *src)
 {
-    st_meta *m = p;
+    st_meta *m = src->reader == &vp__format_safetensors ? src->state : NULL;
+    src->state = NULL;
     if (!m) return;
     vp__free(m->keys);
     vp__free(m->vals);
@@ -439,8 +440,7 @@ static int finish_metadata(vp_source *src, st_parse *p)
     size_t n = p->npairs / 2;
     st_meta *m = vp__calloc(1, sizeof *m);
     if (!m) return vp__err(src, VP_ERR_NOMEM, "out of memory");
-    src->format_data = m;
-    src->format_free = st_meta_free;
+    src->state = m;   /* freed by vp__safetensors_free */
     m->keys = vp__calloc(n, sizeof *m->keys);
     m->vals = vp__calloc(n, sizeof *m->vals);
     if (!m->keys || !m->vals) return vp__err(src, VP_ERR_NOMEM, "out of memory");
@@ -459,8 +459,8 @@ static int finish_metadata(vp_source *src, st_parse *p)
 
 const char *vp_source_metadata(const vp_source *src, const char *key)
 {
-    if (!src || !key || src->format_free != st_meta_free || !src->format_data) return NULL;
-    const st_meta *m = src->format_data;
+    if (!src || !key || src->reader != &vp__format_safetensors || !src->state) return NULL;
+    const st_meta *m = src->state;
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
