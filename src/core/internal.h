@@ -67,6 +67,7 @@ typedef struct vp_format {
 } vp_format;
 
 struct vp_source {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[768];
     int errcode;             /* the code of the failure errmsg describes (vp__err) */
     char *path;

@@ -205,6 +205,7 @@ int vp__source_new(vp_source **out, const char *path)
     vp_source *src = vp__calloc(1, sizeof *src);
     *out = src;
     if (!src) return VP_ERR_NOMEM;
+    src->alloc = vp__alloc_get();
     src->map.fd = -1;
     src->path = vp__strdup(path ? path : "");
     if (!src->path) return vp__err(src, VP_ERR_NOMEM, "out of memory");
@@ -268,7 +269,7 @@ int vp__source_narrow(vp_source *src, const char *key)
     return VP_OK;
 }
 
-void vp_source_close(vp_source *src)
+static void vp_source_close__impl(vp_source *src)
 {
     if (!src) return;
     for (size_t i = 0; i < src->nstorages; i++)
@@ -282,6 +283,11 @@ void vp_source_close(vp_source *src)
     vp__map_close(&src->map);
     vp__free(src->path);
     vp__free(src);
+}
+
+void vp_source_close(vp_source *src)
+{
+    VP__WITH_ALLOC_VOID(src ? &src->alloc : vp__alloc_current(), vp_source_close__impl(src));
 }
 
 const char *vp_source_errmsg(const vp_source *src) { return src ? src->errmsg : "out of memory"; }
@@ -330,7 +336,7 @@ static void gather(uint8_t *dst, const uint8_t *base, const vp_tensor *t, size_t
     }
 }
 
-int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
+static int vp_source_read__impl(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 {
     if (!src) return VP_ERR_ARG;
     if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
@@ -345,7 +351,12 @@ int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
     return VP_OK;
 }
 
-int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
+int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_read__impl(src, i, dst, dst_bytes));
+}
+
+static int vp_source_read_as__impl(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
 {
     if (!src) return VP_ERR_ARG;
     if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
@@ -371,7 +382,12 @@ int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t d
     return VP_OK;
 }
 
-const void *vp_source_data(vp_source *src, size_t i)
+int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_read_as__impl(src, i, to, dst, dst_bytes));
+}
+
+static const void *vp_source_data__impl(vp_source *src, size_t i)
 {
     if (!src || i >= src->nview) return NULL;
     const vp_tensor *t = &src->view[i];
@@ -382,7 +398,12 @@ const void *vp_source_data(vp_source *src, size_t i)
     return base ? base + (size_t)t->storage_offset * vp_dtype_size(t->dtype) : NULL;
 }
 
-int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
+const void *vp_source_data(vp_source *src, size_t i)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), const void *, vp_source_data__impl(src, i));
+}
+
+static int vp_source_file_range__impl(vp_source *src, size_t i, uint64_t *offset)
 {
     /* a query on a const source: codes only, no message */
     if (!src || i >= src->nview) return VP_ERR_ARG;
@@ -399,12 +420,17 @@ int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
     return VP_OK;
 }
 
+int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_file_range__impl(src, i, offset));
+}
+
 void vp_source_set_crc_check(vp_source *src, int on)
 {
     if (src) src->no_crc = !on;
 }
 
-int vp_source_check_data(vp_source *src, size_t *checked)
+static int vp_source_check_data__impl(vp_source *src, size_t *checked)
 {
     if (checked) *checked = 0;
     if (!src) return VP_ERR_ARG;
@@ -427,7 +453,12 @@ int vp_source_check_data(vp_source *src, size_t *checked)
     return rc;
 }
 
-void vp_source_release(vp_source *src, size_t i)
+int vp_source_check_data(vp_source *src, size_t *checked)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_check_data__impl(src, checked));
+}
+
+static void vp_source_release__impl(vp_source *src, size_t i)
 {
     if (!src || i >= src->nview) return;
     const vp_tensor *t = &src->view[i];
@@ -435,4 +466,9 @@ void vp_source_release(vp_source *src, size_t i)
     vp_storage *st = &src->storages[t->storage];
     if (st->kind == VP_STORE_FILE) vp__map_release(&src->map, st->offset, st->nbytes);
     else if (st->kind == VP_STORE_DEFLATE) { vp__free(st->owned); st->owned = NULL; }
+}
+
+void vp_source_release(vp_source *src, size_t i)
+{
+    VP__WITH_ALLOC_VOID(src ? &src->alloc : vp__alloc_current(), vp_source_release__impl(src, i));
 }

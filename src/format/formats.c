@@ -67,7 +67,7 @@ static const vp_format FMT_TORCH_LEGACY = {"torch-legacy", sniff_torch_legacy, v
 
 const vp_format *const vp__formats[] = {&vp__format_zip, &FMT_NPY, &vp__format_safetensors, &FMT_TORCH_LEGACY, NULL};
 
-int vp_source_open(vp_source **out, const char *path, const char *key)
+static int vp_source_open__impl(vp_source **out, const char *path, const char *key)
 {
     int rc = vp__source_new(out, path);
     if (rc) return rc;
@@ -85,4 +85,14 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
     rc = f->open(src);
     if (rc) return rc;
     return vp__source_narrow(src, key);
+}
+
+int vp_source_open_ex(vp_source **out, const char *path, const char *key, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_source_open__impl(out, path, key));
+}
+
+int vp_source_open(vp_source **out, const char *path, const char *key)
+{
+    return vp_source_open_ex(out, path, key, vp__alloc_current());
 }

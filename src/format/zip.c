@@ -472,6 +472,9 @@ static bool crc_stored(vp_source *src, const vp_zip_entry *e, const atomic_bool 
 static void *ahead_main(void *arg)
 {
     struct vp_crc_ahead *a = arg;
+    /* the source's allocator, should anything here allocate (nothing does) */
+    vp__alloc_scope sc;
+    vp__alloc_enter(&sc, &a->src->alloc);
     struct vp_zip *z = zip_of(a->src);
     for (long i = 0; i < z->count && !atomic_load(&a->stop); i++) {
         if (!a->want[i]) continue;
@@ -484,6 +487,7 @@ static void *ahead_main(void *arg)
         bool done = crc_stored(a->src, &z->entries[i], &a->stop, &got);
         settle(z, i, done, got);
     }
+    vp__alloc_leave(&sc);
     return NULL;
 }
 

@@ -13,6 +13,7 @@
 #include "vitport/image.h"
 
 struct vp_image {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[512];
     char *name;             /* for messages */
     const char *format;     /* "jpeg", "png", "raw" */
