@@ -70,8 +70,10 @@ VP_API const char *vp_strerror(int code);
  * vp_convert_opts.allocator) and the handle keeps a copy: every allocation
  * made for it and its methods, and its destruction, go through it (a
  * vp_ctx through its model's; the handles a conversion opens inside through
- * the conversion's). The constructors without it use the default. Handles
- * with different allocators may be used from different threads at once.
+ * the conversion's). The constructors without it use the default (in a
+ * callback vitport calls, such as vp_convert_opts.verify: the conversion's).
+ * Handles with different allocators may be used from different threads at
+ * once; one allocator shared by handles used at once must be thread-safe.
  * The library makes no allocation on the worker threads of its OpenMP
  * regions (the engine's ops work in scratch allocated before), so alloc is
  * only ever called on the thread that called into the library. cJSON's
