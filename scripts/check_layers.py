@@ -6,7 +6,11 @@ whatever is added). An edge A -> B means A uses B: a file of src/A includes
 a header of src/B ("B/x.h"), or an object of src/A leaves a symbol
 undefined that an object of src/B defines (nm). Any cycle in that graph is
 an error, as is a tools/ file that includes anything but the public headers
-(vitport/...) and its own.
+(vitport/...) and its own, and a private header included outside the layers
+it belongs to (PRIVATE: core/internal.h, the source's fields and the format
+hooks, is core's and format's alone; the other layers use core's narrow
+headers, core/alloc.h, core/buf.h, ...), and a FORBIDDEN name used in a
+layer (core naming a format's types or entry points, e.g. struct vp_zip).
 
 usage: check_layers.py SRC_ROOT NM OBJECT...
   SRC_ROOT  the repository root (its src/ and tools/ are read)
@@ -20,6 +24,45 @@ import subprocess
 import sys
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+# private header -> the layers that may include it
+PRIVATE = {"core/internal.h": ("core", "format")}
+
+# names a layer's code must not use: core keeps every format's state opaque
+# (struct vp_source holds the format's table entry and a void *state)
+FORBIDDEN = {"core": re.compile(r"\b(vp_zip\w*|vp__zip_\w+|vp__open_\w+|vp__format_\w+)")}
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def forbidden_names(src):
+    bad = []
+    for layer, rx in FORBIDDEN.items():
+        for root, _, files in os.walk(os.path.join(src, layer)):
+            for f in sorted(files):
+                if not f.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(root, f)
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    m = rx.search(COMMENT.sub(" ", fh.read()))
+                if m:
+                    bad.append("%s names %s: a format's internals are the format layer's" % (os.path.relpath(path, src), m.group(1)))
+    return bad
+
+
+def private_includes(src, layers):
+    bad = []
+    for layer in layers:
+        for root, _, files in os.walk(os.path.join(src, layer)):
+            for f in files:
+                if not f.endswith((".c", ".h", ".cc")):
+                    continue
+                path = os.path.join(root, f)
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    for inc in INCLUDE.findall(fh.read()):
+                        full = inc if "/" in inc else "%s/%s" % (layer, inc)
+                        if full in PRIVATE and layer not in PRIVATE[full]:
+                            bad.append("%s includes %s, private to %s" % (os.path.relpath(path, src), inc, " and ".join(PRIVATE[full])))
+    return bad
 
 
 def layer_of(path, src):
@@ -123,6 +166,9 @@ def main(argv):
         for a, b in zip(cycle, cycle[1:]):
             for why in edges[(a, b)][:5]:
                 print("  %s -> %s: %s" % (a, b, why), file=sys.stderr)
+    for why in private_includes(src, layers) + forbidden_names(src):
+        bad = 1
+        print(why, file=sys.stderr)
     tools = os.path.join(root, "tools")
     for f in sorted(os.listdir(tools)) if os.path.isdir(tools) else []:
         if not f.endswith((".c", ".h")):

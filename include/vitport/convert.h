@@ -55,6 +55,10 @@ typedef struct vp_convert_opts {
     int (*verify)(void *arg, const char *tmp_dir, const char *src_path, const char *key,
                   const char *family, char *err, size_t errlen);
     void *verify_arg;
+    /* every allocation of the conversion (the sources, models and
+     * verification it opens, the summary) goes through it; NULL: the
+     * default (vitport.h, Allocators) */
+    const vp_allocator *allocator;
 } vp_convert_opts;
 
 /** Convert src_path (its sub-dictionary key when not NULL; a nested

@@ -33,6 +33,8 @@ typedef struct vp_ctx vp_ctx;
  * NULL), so that vp_model_errmsg() can tell why; close it in either case.
  */
 VP_API int vp_model_open(vp_model **out, const char *dir);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). A vp_ctx of the model allocates through it too. */
+VP_API int vp_model_open_ex(vp_model **out, const char *dir, const vp_allocator *allocator);
 /** Destructor. NULL is a no-op. */
 VP_API void vp_model_close(vp_model *m);
 /** Message of the last failure ("" if none). */
@@ -97,6 +99,8 @@ typedef struct vp_npz_writer vp_npz_writer;
 /** Constructor: an .npz archive (stored members) written under a temporary
  * name and renamed into place by vp_npz_writer_finish. */
 VP_API int vp_npz_writer_open(vp_npz_writer **out, const char *path);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_npz_writer_open_ex(vp_npz_writer **out, const char *path, const vp_allocator *allocator);
 /** Method: add array `name` (stored as name.npy) from contiguous C-order data. */
 VP_API int vp_npz_writer_add(vp_npz_writer *w, const char *name, vp_dtype dtype,
                              int ndim, const int64_t *shape, const void *data);

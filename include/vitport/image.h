@@ -43,14 +43,21 @@ enum {
  * NULL), so that vp_image_errmsg() can tell why; free it in either case.
  */
 VP_API int vp_image_load(vp_image **out, const char *path);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_image_load_ex(vp_image **out, const char *path, const vp_allocator *allocator);
 
 /** Constructor: as vp_image_load, from `n` bytes in memory; `name` (may be
  * NULL) is used in messages. The bytes are not kept. */
 VP_API int vp_image_load_memory(vp_image **out, const void *data, size_t n, const char *name);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_image_load_memory_ex(vp_image **out, const void *data, size_t n, const char *name,
+                                   const vp_allocator *allocator);
 
 /** Constructor: an image from `height` rows of `width` RGB pixels (an
  * (H, W, 3) uint8 array in C order), as transformers takes a NumPy array. */
 VP_API int vp_image_from_rgb(vp_image **out, int width, int height, const uint8_t *rgb);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_image_from_rgb_ex(vp_image **out, int width, int height, const uint8_t *rgb, const vp_allocator *allocator);
 
 /** Destructor. NULL is a harmless no-op. */
 VP_API void vp_image_free(vp_image *img);
@@ -108,9 +115,14 @@ typedef struct vp_preproc vp_preproc;
  * *out always receives a handle unless memory runs out.
  */
 VP_API int vp_preproc_open(vp_preproc **out, const char *path);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_preproc_open_ex(vp_preproc **out, const char *path, const vp_allocator *allocator);
 
 /** Constructor: as vp_preproc_open from JSON text; `name` names it in messages. */
 VP_API int vp_preproc_open_json(vp_preproc **out, const char *json, size_t len, const char *name);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_preproc_open_json_ex(vp_preproc **out, const char *json, size_t len, const char *name,
+                                   const vp_allocator *allocator);
 
 /** Destructor. NULL is a harmless no-op. */
 VP_API void vp_preproc_free(vp_preproc *pp);

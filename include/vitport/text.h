@@ -45,6 +45,8 @@ typedef enum vp_tokenizer_kind {
  * vp_tokenizer_errmsg() tells why opening failed; close it in either case.
  */
 VP_API int vp_tokenizer_open(vp_tokenizer **out, const char *path);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). SentencePiece's own (C++) allocations are its own. */
+VP_API int vp_tokenizer_open_ex(vp_tokenizer **out, const char *path, const vp_allocator *allocator);
 
 /** Destructor. NULL is a harmless no-op. */
 VP_API void vp_tokenizer_close(vp_tokenizer *tok);

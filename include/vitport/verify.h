@@ -55,6 +55,8 @@ typedef struct vp_verify_item {
 
 /** Constructor. *out receives a handle unless memory runs out. */
 VP_API int vp_verify_new(vp_verify **out);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). The models and sources vp_verify_run opens allocate through it too. */
+VP_API int vp_verify_new_ex(vp_verify **out, const vp_allocator *allocator);
 /** Destructor. NULL is a no-op. */
 VP_API void vp_verify_free(vp_verify *v);
 /** Message of the last failure ("" if none), one line: for a failed check

@@ -55,6 +55,40 @@ enum {
 VP_API const char *vp_strerror(int code);
 
 /* ------------------------------------------------------------------ */
+/* Allocators (after Lua's lua_Alloc and zstd's ZSTD_customMem)         */
+/* ------------------------------------------------------------------ */
+/**
+ * A custom allocator for one handle. alloc(ud, ptr, osize, nsize) must
+ * behave like realloc(ptr, nsize) when nsize > 0 (ptr NULL: a new block)
+ * and like free(ptr), returning NULL, when nsize == 0; osize is always 0
+ * (the library does not track block sizes). NULL for a vp_allocator *, or
+ * alloc NULL, means the default: malloc / realloc / free.
+ *
+ * The *_ex constructors take one (vp_source_open_ex, vp_model_open_ex,
+ * vp_tokenizer_open_ex, vp_image_load_ex, vp_preproc_open_ex,
+ * vp_verify_new_ex, vp_st_writer_open_ex, vp_npz_writer_open_ex;
+ * vp_convert_opts.allocator) and the handle keeps a copy: every allocation
+ * made for it and its methods, and its destruction, go through it (a
+ * vp_ctx through its model's; the handles a conversion opens inside through
+ * the conversion's). The constructors without it use the default (in a
+ * callback vitport calls, such as vp_convert_opts.verify: the conversion's).
+ * Handles with different allocators may be used from different threads at
+ * once; one allocator shared by handles used at once must be thread-safe.
+ * The library makes no allocation on the worker threads of its OpenMP
+ * regions (the engine's ops work in scratch allocated before), so alloc is
+ * only ever called on the thread that called into the library. cJSON's
+ * global hooks (cJSON_InitHooks) are set when the library loads to forward
+ * to the calling thread's current allocator, which is malloc / free outside
+ * vitport's calls. The libraries vitport calls into for images (libjpeg-turbo,
+ * libpng), yajl, zlib and text (PCRE2, utf8proc, SentencePiece) allocate
+ * with their own.
+ */
+typedef struct vp_allocator {
+    void *(*alloc)(void *ud, void *ptr, size_t osize, size_t nsize);
+    void *ud;
+} vp_allocator;
+
+/* ------------------------------------------------------------------ */
 /* Element types                                                       */
 /* ------------------------------------------------------------------ */
 typedef enum vp_dtype {
@@ -116,6 +150,8 @@ typedef struct vp_value vp_value;
  * case.
  */
 VP_API int vp_source_open(vp_source **out, const char *path, const char *key);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_source_open_ex(vp_source **out, const char *path, const char *key, const vp_allocator *allocator);
 
 /** Destructor. NULL is a harmless no-op. */
 VP_API void vp_source_close(vp_source *src);
@@ -249,6 +285,8 @@ typedef struct vp_st_writer vp_st_writer;
  * *out always receives a handle unless memory runs out.
  */
 VP_API int vp_st_writer_open(vp_st_writer **out, const char *path);
+/** As above, every allocation for the handle through `allocator` (NULL: the default; vitport.h, Allocators). */
+VP_API int vp_st_writer_open_ex(vp_st_writer **out, const char *path, const vp_allocator *allocator);
 /** Method: add a `__metadata__` entry (before the first write). */
 VP_API int vp_st_writer_meta(vp_st_writer *w, const char *key, const char *value);
 /** Method: declare a tensor (before the first write). */

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,9 @@ static int finish_config(vp_plan *p, const vp_layout *L, char *err, size_t errle
     }
     return VP_OK;
 }
+
+/* What vp_convert_ex's summary text follows: the allocator it came from. */
+typedef union summary_head { vp_allocator a; max_align_t align; } summary_head;
 
 static cJSON *make_summary(const vp_plan *p, const vp_layout *L, const char *out_dir, double secs)
 {
@@ -158,7 +162,7 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     rc = vp_conv_choose(&src, src_path, key, opts, &fam, &chosen_key, err, errlen);
     if (rc) { vp_source_close(src); vp__free(chosen_key); return rc; }
     vp_source_set_crc_check(src, !opts->no_crc);   /* the reader checks CRC-32s as bytes are first read */
-    src->cancel = opts->cancel;                    /* and stops long reads (CRC, inflate) when cancelled */
+    vp__source_set_cancel(src, opts->cancel);      /* and stops long reads (CRC, inflate) when cancelled */
 
     vp_layout L;
     memset(&L, 0, sizeof L);
@@ -199,8 +203,17 @@ static int convert(const char *src_path, const char *key, const char *out_dir, c
     tmp[0] = 0;
     if (summary) {
         cJSON *s = make_summary(&p, &L, out_dir, vp_conv_now() - t0);
-        *summary = s ? vp_json_dump(s, NULL) : NULL;
+        size_t len = 0;
+        char *text = s ? vp_json_dump(s, &len) : NULL;
         cJSON_Delete(s);
+        /* behind a header that keeps the allocator, for vp_convert_free */
+        summary_head *h = text ? vp__malloc(sizeof *h + len + 1) : NULL;
+        if (h) {
+            h->a = vp__alloc_get();
+            memcpy(h + 1, text, len + 1);
+            *summary = (char *)(h + 1);
+        }
+        vp__free(text);
     }
 
 done:
@@ -215,7 +228,10 @@ done:
 int vp_convert_ex(const char *src_path, const char *key, const char *out_dir, const vp_convert_opts *opts,
                   char *err, size_t errlen, char **summary)
 {
+    vp__alloc_scope sc;
+    vp__alloc_enter(&sc, opts && opts->allocator ? opts->allocator : vp__alloc_current());
     int rc = convert(src_path, key, out_dir, opts, err, errlen, summary);
+    vp__alloc_leave(&sc);
     /* One line, whatever the tensor names quoted in it hold ("a\nb" is a
      * valid key in every format). */
     for (char *c = err; rc && *c; c++)
@@ -229,7 +245,12 @@ int vp_convert(const char *src_path, const char *key, const char *out_dir, const
     return vp_convert_ex(src_path, key, out_dir, opts, err, errlen, NULL);
 }
 
-void vp_convert_free(char *summary) { vp__free(summary); }
+void vp_convert_free(char *summary)
+{
+    if (!summary) return;
+    summary_head *h = (summary_head *)summary - 1;
+    VP__WITH_ALLOC_VOID(&h->a, vp__free(h));
+}
 
 const char *vp_convert_family(size_t i, const char **summary)
 {

@@ -44,7 +44,15 @@
 #include "hf/json.h"
 #include <stdatomic.h>
 
-#include "core/internal.h"
+/* core's narrow headers only: the source's fields and the format hooks
+ * (core/internal.h) are not the converter's business */
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/source_io.h"
+#include "core/util.h"
 
 #define VP_MAX_PIECES 8
 

@@ -123,13 +123,13 @@ static int write_file_run(writer *w, vp_st_writer *sw, const vp_tensor *t, uint6
 static int write_gather(writer *w, vp_st_writer *sw, const vp_tensor *t, long si, const vp_piece *pc, vp_dtype to)
 {
     vp_source *src = w->p->src;
-    const uint8_t *base = vp__storage_bytes(src, (long)t->storage);
-    if (!base) return werr(w, src->errcode ? src->errcode : VP_ERR_FORMAT, "%s", vp_source_errmsg(src));
+    const uint8_t *base = vp__source_storage_bytes(src, (size_t)si);
+    if (!base) return werr(w, vp__source_errcode(src) ? vp__source_errcode(src) : VP_ERR_FORMAT, "%s", vp_source_errmsg(src));
     size_t es = vp_dtype_size(t->dtype), ce = chunk_elems(t->dtype, to), fill = 0;
     bool contig = vp__c_contiguous(t->ndim, t->shape, t->strides);
     /* Huge mapped sources read out of order: drop their pages after each
      * chunk (they come back from the page cache) so RSS stays bounded. */
-    bool release_each = src->storages[t->storage].kind == VP_STORE_FILE && t->nbytes > 8ull * VP_IO_CHUNK;
+    bool release_each = vp__source_in_file(src, (size_t)si) && t->nbytes > 8ull * VP_IO_CHUNK;
     const uint8_t *data = base + (size_t)t->storage_offset * es;
     int nd = pc->ndim;
     int64_t idx[VP_MAX_DIMS] = {0};

@@ -145,10 +145,10 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
             vp__err(src, VP_ERR_FORMAT, "storage '%s' lies past the end of the file", st->label ? st->label : "?");
             return NULL;
         }
-        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->member, false) != VP_OK) return NULL;
         return src->map.base ? src->map.base + st->offset : (const uint8_t *)"";
     case VP_STORE_MEMORY:
-        if (st->crc && check_member(src, st->zip_entry, false) != VP_OK) return NULL;
+        if (st->crc && check_member(src, st->member, false) != VP_OK) return NULL;
         return st->owned ? st->owned : (const uint8_t *)"";
     case VP_STORE_DEFLATE: {
         if (st->owned) return st->owned + st->skip;
@@ -159,14 +159,32 @@ const uint8_t *vp__storage_bytes(vp_source *src, long idx)
         /* Inflating the whole member checks its CRC-32; a storage that ends
          * before its member is checked over all of it. */
         if (!src->reader || !src->reader->read) { vp__free(buf); vp__err(src, VP_ERR_FORMAT, "storage '%s' cannot be read", st->label ? st->label : "?"); return NULL; }
-        if (src->reader->read(src, st->zip_entry, buf, total) != VP_OK ||
-            (st->crc && check_member(src, st->zip_entry, false) != VP_OK)) { vp__free(buf); return NULL; }
+        if (src->reader->read(src, st->member, buf, total) != VP_OK ||
+            (st->crc && check_member(src, st->member, false) != VP_OK)) { vp__free(buf); return NULL; }
         st->owned = buf;
         return buf + st->skip;
     }
     }
     return NULL;
 }
+
+/* ---- core/source_io.h: what a streaming consumer may use ---------------- */
+const uint8_t *vp__source_storage_bytes(vp_source *src, size_t i)
+{
+    if (!src) return NULL;
+    if (i >= src->nview || src->view[i].storage < 0) { vp__err(src, VP_ERR_ARG, "no such tensor or storage"); return NULL; }
+    return vp__storage_bytes(src, (long)src->view[i].storage);
+}
+
+bool vp__source_in_file(const vp_source *src, size_t i)
+{
+    return src && i < src->nview && src->view[i].storage >= 0 &&
+           src->storages[src->view[i].storage].kind == VP_STORE_FILE;
+}
+
+int vp__source_errcode(const vp_source *src) { return src ? src->errcode : VP_ERR_NOMEM; }
+
+void vp__source_set_cancel(vp_source *src, const atomic_int *cancel) { if (src) src->cancel = cancel; }
 
 bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 {
@@ -187,6 +205,7 @@ int vp__source_new(vp_source **out, const char *path)
     vp_source *src = vp__calloc(1, sizeof *src);
     *out = src;
     if (!src) return VP_ERR_NOMEM;
+    src->alloc = vp__alloc_get();
     src->map.fd = -1;
     src->path = vp__strdup(path ? path : "");
     if (!src->path) return vp__err(src, VP_ERR_NOMEM, "out of memory");
@@ -250,10 +269,9 @@ int vp__source_narrow(vp_source *src, const char *key)
     return VP_OK;
 }
 
-void vp_source_close(vp_source *src)
+static void vp_source_close__impl(vp_source *src)
 {
     if (!src) return;
-    if (src->format_free) src->format_free(src->format_data);
     for (size_t i = 0; i < src->nstorages; i++)
         if (src->storages[i].kind != VP_STORE_FILE) vp__free(src->storages[i].owned);
     vp__free(src->storages);
@@ -265,6 +283,11 @@ void vp_source_close(vp_source *src)
     vp__map_close(&src->map);
     vp__free(src->path);
     vp__free(src);
+}
+
+void vp_source_close(vp_source *src)
+{
+    VP__WITH_ALLOC_VOID(src ? &src->alloc : vp__alloc_current(), vp_source_close__impl(src));
 }
 
 const char *vp_source_errmsg(const vp_source *src) { return src ? src->errmsg : "out of memory"; }
@@ -313,7 +336,7 @@ static void gather(uint8_t *dst, const uint8_t *base, const vp_tensor *t, size_t
     }
 }
 
-int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
+static int vp_source_read__impl(vp_source *src, size_t i, void *dst, size_t dst_bytes)
 {
     if (!src) return VP_ERR_ARG;
     if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
@@ -328,7 +351,12 @@ int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
     return VP_OK;
 }
 
-int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
+int vp_source_read(vp_source *src, size_t i, void *dst, size_t dst_bytes)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_read__impl(src, i, dst, dst_bytes));
+}
+
+static int vp_source_read_as__impl(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
 {
     if (!src) return VP_ERR_ARG;
     if (i >= src->nview) return vp__err(src, VP_ERR_ARG, "no tensor %zu (the source has %zu)", i, src->nview);
@@ -354,7 +382,12 @@ int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t d
     return VP_OK;
 }
 
-const void *vp_source_data(vp_source *src, size_t i)
+int vp_source_read_as(vp_source *src, size_t i, vp_dtype to, void *dst, size_t dst_bytes)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_read_as__impl(src, i, to, dst, dst_bytes));
+}
+
+static const void *vp_source_data__impl(vp_source *src, size_t i)
 {
     if (!src || i >= src->nview) return NULL;
     const vp_tensor *t = &src->view[i];
@@ -365,7 +398,12 @@ const void *vp_source_data(vp_source *src, size_t i)
     return base ? base + (size_t)t->storage_offset * vp_dtype_size(t->dtype) : NULL;
 }
 
-int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
+const void *vp_source_data(vp_source *src, size_t i)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), const void *, vp_source_data__impl(src, i));
+}
+
+static int vp_source_file_range__impl(vp_source *src, size_t i, uint64_t *offset)
 {
     /* a query on a const source: codes only, no message */
     if (!src || i >= src->nview) return VP_ERR_ARG;
@@ -375,11 +413,16 @@ int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
     if (st->kind != VP_STORE_FILE) return VP_ERR_UNSUPPORTED;
     /* The caller copies the bytes without looking at them: check first. */
     if (st->crc) {
-        int rc = check_member(src, st->zip_entry, false);
+        int rc = check_member(src, st->member, false);
         if (rc) return rc;
     }
     *offset = st->offset + (uint64_t)t->storage_offset * vp_dtype_size(t->dtype);
     return VP_OK;
+}
+
+int vp_source_file_range(vp_source *src, size_t i, uint64_t *offset)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_file_range__impl(src, i, offset));
 }
 
 void vp_source_set_crc_check(vp_source *src, int on)
@@ -387,18 +430,18 @@ void vp_source_set_crc_check(vp_source *src, int on)
     if (src) src->no_crc = !on;
 }
 
-int vp_source_check_data(vp_source *src, size_t *checked)
+static int vp_source_check_data__impl(vp_source *src, size_t *checked)
 {
     if (checked) *checked = 0;
     if (!src) return VP_ERR_ARG;
-    if (!src->zip) return VP_OK;
+    if (members(src) <= 0) return VP_OK;   /* no checksums in this format */
     /* each member once, in archive order, whatever shares it */
     uint8_t *want = vp__calloc((size_t)members(src) + 1, 1);
     if (!want) return vp__err(src, VP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < src->nview; i++) {
         long s = src->view[i].storage;
-        if (s >= 0 && src->storages[s].crc && src->storages[s].zip_entry >= 0 && src->storages[s].zip_entry < members(src))
-            want[src->storages[s].zip_entry] = 1;
+        if (s >= 0 && src->storages[s].crc && src->storages[s].member >= 0 && src->storages[s].member < members(src))
+            want[src->storages[s].member] = 1;
     }
     int rc = VP_OK;
     for (long e = 0; e < members(src) && rc == VP_OK; e++) {
@@ -410,7 +453,12 @@ int vp_source_check_data(vp_source *src, size_t *checked)
     return rc;
 }
 
-void vp_source_release(vp_source *src, size_t i)
+int vp_source_check_data(vp_source *src, size_t *checked)
+{
+    VP__WITH_ALLOC(src ? &src->alloc : vp__alloc_current(), int, vp_source_check_data__impl(src, checked));
+}
+
+static void vp_source_release__impl(vp_source *src, size_t i)
 {
     if (!src || i >= src->nview) return;
     const vp_tensor *t = &src->view[i];
@@ -418,4 +466,9 @@ void vp_source_release(vp_source *src, size_t i)
     vp_storage *st = &src->storages[t->storage];
     if (st->kind == VP_STORE_FILE) vp__map_release(&src->map, st->offset, st->nbytes);
     else if (st->kind == VP_STORE_DEFLATE) { vp__free(st->owned); st->owned = NULL; }
+}
+
+void vp_source_release(vp_source *src, size_t i)
+{
+    VP__WITH_ALLOC_VOID(src ? &src->alloc : vp__alloc_current(), vp_source_release__impl(src, i));
 }

@@ -9,8 +9,14 @@
 
 #include "core/internal.h"
 
+struct vp_zip;   /* zip.h */
+
 /* The formats, in the order their sniff() is tried; NULL-terminated. */
 extern const vp_format *const vp__formats[];
+/* Two of them, by name: a reader tells that a source's `state` is its own
+ * by comparing src->reader with these. */
+extern const vp_format vp__format_zip;          /* state: struct vp_zip (zip.h) */
+extern const vp_format vp__format_safetensors;  /* state: the __metadata__ table */
 
 /* Reader entry points: each fills src (format, tensors, storages, root).
  * On failure they set the message and return the code; the source is
@@ -23,6 +29,8 @@ int vp__open_npy(vp_source *src);          /* npy.c */
 int vp__open_safetensors(vp_source *src);  /* safetensors.c */
 bool vp__zip_has_suffix(const vp_source *src, const char *suffix); /* any entry name ends so */
 void vp__zip_free(struct vp_zip *zip);
+/* Free the safetensors reader's state (safetensors.c). */
+void vp__safetensors_free(vp_source *src);
 /* Inflate zip entry `entry` (deflated) into dst: exactly `want` bytes from its
  * start (want <= its uncompressed size). VP_OK or an error with message. */
 int vp__zip_inflate(vp_source *src, long entry, uint8_t *dst, uint64_t want);

@@ -39,24 +39,35 @@ static int open_zip(vp_source *src)
     return vp__err(src, VP_ERR_UNSUPPORTED, "zip archive holds neither data.pkl (torch) nor .npy members (npz)");
 }
 
-/* What the readers keep beside the tables: the zip directory, the pickled
- * value tree (in the arena; only the root pointer to forget). */
+/* What the readers keep beside the tables: their state (the zip directory,
+ * safetensors' metadata) and the pickled value tree (in the arena; only the
+ * root pointer to forget). */
 static void free_reader_state(vp_source *src)
 {
-    if (src->zip) vp__zip_free(src->zip);
-    src->zip = NULL;
     vp__value_free_all(src);
 }
 
-static const vp_format FMT_ZIP = {"zip", sniff_zip, open_zip, vp__zip_inflate, free_reader_state,
-                                  vp__zip_count, vp__zip_verify};
+static void free_zip(vp_source *src)
+{
+    vp__zip_free(src->state);
+    src->state = NULL;
+    free_reader_state(src);
+}
+
+static void free_safetensors(vp_source *src)
+{
+    vp__safetensors_free(src);
+    free_reader_state(src);
+}
+
+const vp_format vp__format_zip = {"zip", sniff_zip, open_zip, vp__zip_inflate, free_zip, vp__zip_count, vp__zip_verify};
+const vp_format vp__format_safetensors = {"safetensors", sniff_safetensors, vp__open_safetensors, NULL, free_safetensors, NULL, NULL};
 static const vp_format FMT_NPY = {"npy", sniff_npy, vp__open_npy, NULL, free_reader_state, NULL, NULL};
-static const vp_format FMT_SAFETENSORS = {"safetensors", sniff_safetensors, vp__open_safetensors, NULL, free_reader_state, NULL, NULL};
 static const vp_format FMT_TORCH_LEGACY = {"torch-legacy", sniff_torch_legacy, vp__open_torch_legacy, NULL, free_reader_state, NULL, NULL};
 
-const vp_format *const vp__formats[] = {&FMT_ZIP, &FMT_NPY, &FMT_SAFETENSORS, &FMT_TORCH_LEGACY, NULL};
+const vp_format *const vp__formats[] = {&vp__format_zip, &FMT_NPY, &vp__format_safetensors, &FMT_TORCH_LEGACY, NULL};
 
-int vp_source_open(vp_source **out, const char *path, const char *key)
+static int vp_source_open__impl(vp_source **out, const char *path, const char *key)
 {
     int rc = vp__source_new(out, path);
     if (rc) return rc;
@@ -74,4 +85,14 @@ int vp_source_open(vp_source **out, const char *path, const char *key)
     rc = f->open(src);
     if (rc) return rc;
     return vp__source_narrow(src, key);
+}
+
+int vp_source_open_ex(vp_source **out, const char *path, const char *key, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_source_open__impl(out, path, key));
+}
+
+int vp_source_open(vp_source **out, const char *path, const char *key)
+{
+    return vp_source_open_ex(out, path, key, vp__alloc_current());
 }

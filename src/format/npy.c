@@ -440,7 +440,7 @@ static int open_member(vp_source *src, long i)
         rc = add_storage(src, &s, &st);
     }
     if (!rc) {   /* the member's CRC-32 is checked before its bytes are used (swapped ones too) */
-        src->storages[st].zip_entry = i;
+        src->storages[st].member = i;
         src->storages[st].crc = true;
     }
     return rc ? rc : add_npy_tensor(src, name, &info, st);

@@ -110,6 +110,7 @@ int vp_npy_save(const char *path, vp_dtype dtype, int ndim, const int64_t *shape
 typedef struct member { char *name; uint32_t crc; uint64_t size, offset; } member;
 
 struct vp_npz_writer {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[512];
     char *path;
     char tmp[4096];
@@ -137,11 +138,12 @@ static int emit(vp_npz_writer *w, const void *p, uint64_t n)
     return VP_OK;
 }
 
-int vp_npz_writer_open(vp_npz_writer **out, const char *path)
+static int vp_npz_writer_open__impl(vp_npz_writer **out, const char *path)
 {
     vp_npz_writer *w = vp__calloc(1, sizeof *w);
     *out = w;
     if (!w) return VP_ERR_NOMEM;
+    w->alloc = vp__alloc_get();
     w->fd = -1;
     w->path = vp__strdup(path);
     if (!w->path) return nerr(w, VP_ERR_NOMEM, "out of memory");
@@ -150,7 +152,17 @@ int vp_npz_writer_open(vp_npz_writer **out, const char *path)
     return VP_OK;
 }
 
-int vp_npz_writer_add(vp_npz_writer *w, const char *name, vp_dtype dtype,
+int vp_npz_writer_open_ex(vp_npz_writer **out, const char *path, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_npz_writer_open__impl(out, path));
+}
+
+int vp_npz_writer_open(vp_npz_writer **out, const char *path)
+{
+    return vp_npz_writer_open_ex(out, path, vp__alloc_current());
+}
+
+static int vp_npz_writer_add__impl(vp_npz_writer *w, const char *name, vp_dtype dtype,
                       int ndim, const int64_t *shape, const void *data)
 {
     if (w->fd < 0 || w->done) return nerr(w, VP_ERR_ARG, "writer is not open");
@@ -197,7 +209,13 @@ int vp_npz_writer_add(vp_npz_writer *w, const char *name, vp_dtype dtype,
     return rc;
 }
 
-int vp_npz_writer_finish(vp_npz_writer *w)
+int vp_npz_writer_add(vp_npz_writer *w, const char *name, vp_dtype dtype,
+                      int ndim, const int64_t *shape, const void *data)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_npz_writer_add__impl(w, name, dtype, ndim, shape, data));
+}
+
+static int vp_npz_writer_finish__impl(vp_npz_writer *w)
 {
     if (w->fd < 0 || w->done) return nerr(w, VP_ERR_ARG, "writer is not open");
     uint64_t cd_start = w->pos;
@@ -235,7 +253,12 @@ int vp_npz_writer_finish(vp_npz_writer *w)
     return rc;
 }
 
-void vp_npz_writer_close(vp_npz_writer *w)
+int vp_npz_writer_finish(vp_npz_writer *w)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_npz_writer_finish__impl(w));
+}
+
+static void vp_npz_writer_close__impl(vp_npz_writer *w)
 {
     if (!w) return;
     if (w->fd >= 0) { close(w->fd); unlink(w->tmp); }
@@ -243,6 +266,11 @@ void vp_npz_writer_close(vp_npz_writer *w)
     vp__free(w->m);
     vp__free(w->path);
     vp__free(w);
+}
+
+void vp_npz_writer_close(vp_npz_writer *w)
+{
+    VP__WITH_ALLOC_VOID(w ? &w->alloc : vp__alloc_current(), vp_npz_writer_close__impl(w));
 }
 
 const char *vp_npz_writer_errmsg(const vp_npz_writer *w) { return w ? w->errmsg : "out of memory"; }

@@ -21,7 +21,7 @@
 
 #include <yajl/yajl_parse.h>
 
-#include "core/internal.h"
+#include "format/format.h"
 
 /* JSON numbers arrive as doubles; every integer up to 2^53 is exact. */
 #define ST_MAX_JSON_INT 9007199254740992.0
@@ -73,9 +73,10 @@ typedef struct st_meta {
     const char **keys, **vals;   /* sorted by key; strings live in the source's arena */
 } st_meta;
 
-static void st_meta_free(void *p)
+void vp__safetensors_free(vp_source *src)
 {
-    st_meta *m = p;
+    st_meta *m = src->reader == &vp__format_safetensors ? src->state : NULL;
+    src->state = NULL;
     if (!m) return;
     vp__free(m->keys);
     vp__free(m->vals);
@@ -439,8 +440,7 @@ static int finish_metadata(vp_source *src, st_parse *p)
     size_t n = p->npairs / 2;
     st_meta *m = vp__calloc(1, sizeof *m);
     if (!m) return vp__err(src, VP_ERR_NOMEM, "out of memory");
-    src->format_data = m;
-    src->format_free = st_meta_free;
+    src->state = m;   /* freed by vp__safetensors_free */
     m->keys = vp__calloc(n, sizeof *m->keys);
     m->vals = vp__calloc(n, sizeof *m->vals);
     if (!m->keys || !m->vals) return vp__err(src, VP_ERR_NOMEM, "out of memory");
@@ -459,8 +459,8 @@ static int finish_metadata(vp_source *src, st_parse *p)
 
 const char *vp_source_metadata(const vp_source *src, const char *key)
 {
-    if (!src || !key || src->format_free != st_meta_free || !src->format_data) return NULL;
-    const st_meta *m = src->format_data;
+    if (!src || !key || src->reader != &vp__format_safetensors || !src->state) return NULL;
+    const st_meta *m = src->state;
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -578,6 +578,7 @@ typedef struct st_decl {
 } st_decl;
 
 struct vp_st_writer {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[768];
     int rc;                  /* sticky: the first failure */
     char *path, *tmppath;
@@ -609,11 +610,12 @@ static int werr(vp_st_writer *w, int code, const char *fmt, ...)
 
 const char *vp_st_writer_errmsg(const vp_st_writer *w) { return w ? w->errmsg : "out of memory"; }
 
-int vp_st_writer_open(vp_st_writer **out, const char *path)
+static int vp_st_writer_open__impl(vp_st_writer **out, const char *path)
 {
     vp_st_writer *w = vp__calloc(1, sizeof *w);
     *out = w;
     if (!w) return VP_ERR_NOMEM;
+    w->alloc = vp__alloc_get();
     w->fd = -1;
     if (!path || !*path) { w->rc = VP_ERR_ARG; snprintf(w->errmsg, sizeof w->errmsg, "no output path"); return VP_ERR_ARG; }
     w->path = vp__strdup(path);
@@ -636,6 +638,16 @@ int vp_st_writer_open(vp_st_writer **out, const char *path)
     /* mkstemp makes the file private (0600); the result is an ordinary data file. */
     if (fchmod(w->fd, 0644) != 0) return werr(w, VP_ERR_IO, "cannot set the file mode: %s", strerror(errno));
     return VP_OK;
+}
+
+int vp_st_writer_open_ex(vp_st_writer **out, const char *path, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_st_writer_open__impl(out, path));
+}
+
+int vp_st_writer_open(vp_st_writer **out, const char *path)
+{
+    return vp_st_writer_open_ex(out, path, vp__alloc_current());
 }
 
 /* Names become JSON keys and appear in messages: valid UTF-8, no control
@@ -689,7 +701,7 @@ static int check_declaring(vp_st_writer *w)
     return VP_OK;
 }
 
-int vp_st_writer_meta(vp_st_writer *w, const char *key, const char *value)
+static int vp_st_writer_meta__impl(vp_st_writer *w, const char *key, const char *value)
 {
     int rc = check_declaring(w);
     if (rc) return rc;
@@ -715,7 +727,12 @@ int vp_st_writer_meta(vp_st_writer *w, const char *key, const char *value)
     return VP_OK;
 }
 
-int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim, const int64_t *shape)
+int vp_st_writer_meta(vp_st_writer *w, const char *key, const char *value)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_st_writer_meta__impl(w, key, value));
+}
+
+static int vp_st_writer_add__impl(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim, const int64_t *shape)
 {
     int rc = check_declaring(w);
     if (rc) return rc;
@@ -757,6 +774,11 @@ int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim
     w->total = end;
     w->hash[slot] = ++w->nt;
     return VP_OK;
+}
+
+int vp_st_writer_add(vp_st_writer *w, const char *name, vp_dtype dtype, int ndim, const int64_t *shape)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_st_writer_add__impl(w, name, dtype, ndim, shape));
 }
 
 /* JSON string: quote, backslash and control characters escaped; other
@@ -862,7 +884,7 @@ static int check_writing(vp_st_writer *w, uint64_t n)
     return start(w);
 }
 
-int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n)
+static int vp_st_writer_write__impl(vp_st_writer *w, const void *data, size_t n)
 {
     int rc = check_writing(w, n);
     if (rc) return rc;
@@ -870,6 +892,11 @@ int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n)
     if ((rc = write_all(w, data, n))) return rc;
     w->written += n;
     return VP_OK;
+}
+
+int vp_st_writer_write(vp_st_writer *w, const void *data, size_t n)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_st_writer_write__impl(w, data, n));
 }
 
 /* pread+write, for when the kernel cannot copy between these files. */
@@ -891,7 +918,7 @@ static int copy_by_reading(vp_st_writer *w, int fd, uint64_t off, uint64_t n)
     return VP_OK;
 }
 
-int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
+static int vp_st_writer_copy__impl(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
 {
     int rc = check_writing(w, n);
     if (rc) return rc;
@@ -917,6 +944,11 @@ int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
     return VP_OK;
 }
 
+int vp_st_writer_copy(vp_st_writer *w, int fd, uint64_t offset, uint64_t n)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_st_writer_copy__impl(w, fd, offset, n));
+}
+
 /* Make the rename itself durable; a failure here loses nothing written. */
 static void sync_parent(const char *path)
 {
@@ -931,7 +963,7 @@ void vp_st_writer_durable(vp_st_writer *w, int on)
     if (w) w->durable = on != 0;
 }
 
-int vp_st_writer_finish(vp_st_writer *w)
+static int vp_st_writer_finish__impl(vp_st_writer *w)
 {
     if (!w) return VP_ERR_ARG;
     if (w->rc) return w->rc;
@@ -953,7 +985,12 @@ int vp_st_writer_finish(vp_st_writer *w)
     return VP_OK;
 }
 
-void vp_st_writer_close(vp_st_writer *w)
+int vp_st_writer_finish(vp_st_writer *w)
+{
+    VP__WITH_ALLOC(w ? &w->alloc : vp__alloc_current(), int, vp_st_writer_finish__impl(w));
+}
+
+static void vp_st_writer_close__impl(vp_st_writer *w)
 {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
@@ -968,4 +1005,9 @@ void vp_st_writer_close(vp_st_writer *w)
     vp__free(w->tmppath);
     vp__free(w->path);
     vp__free(w);
+}
+
+void vp_st_writer_close(vp_st_writer *w)
+{
+    VP__WITH_ALLOC_VOID(w ? &w->alloc : vp__alloc_current(), vp_st_writer_close__impl(w));
 }

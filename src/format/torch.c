@@ -464,7 +464,7 @@ static int zip_persid(void *ud, vp_source *src, const vp_value *pid, vp_value **
     st.nbytes = nbytes;
     st.label = vp__arena_strndup(&src->arena, member, strlen(member));
     if (!st.label) return vp__err(src, VP_ERR_LIMIT, "out of name memory");
-    st.zip_entry = e;
+    st.member = e;
     st.crc = true;
     if (vp__zip_method(src, e) == VP_ZIP_STORED) {
         st.kind = VP_STORE_FILE;

@@ -293,6 +293,13 @@ static int build_hash(vp_source *src, struct vp_zip *z)
     return VP_OK;
 }
 
+/* The zip directory a zip-format source keeps as its format state (NULL
+ * for any other source). */
+static struct vp_zip *zip_of(const vp_source *src)
+{
+    return src && src->reader == &vp__format_zip ? src->state : NULL;
+}
+
 /* ---- open / free ---------------------------------------------------------- */
 
 int vp__zip_open(vp_source *src)
@@ -302,7 +309,7 @@ int vp__zip_open(vp_source *src)
     if (rc) return rc;
     struct vp_zip *z = vp__calloc(1, sizeof *z);
     if (!z) return vp__err(src, VP_ERR_NOMEM, "out of memory");
-    src->zip = z;   /* freed by vp_source_close, also on failure */
+    src->state = z;   /* the format's state: freed by vp_source_close, also on failure */
     /* Names total less than the directory size, so this bounds the block. */
     z->entries = vp__calloc(ci.count ? (size_t)ci.count : 1, sizeof *z->entries);
     z->crc_state = vp__calloc(ci.count ? (size_t)ci.count : 1, 1);
@@ -338,11 +345,11 @@ void vp__zip_free(struct vp_zip *zip)
 
 /* ---- lookups -------------------------------------------------------------- */
 
-long vp__zip_count(const vp_source *src) { return src && src->zip ? src->zip->count : 0; }
+long vp__zip_count(const vp_source *src) { const struct vp_zip *z = zip_of(src); return z ? z->count : 0; }
 
 const vp_zip_entry *vp__zip_entry(const vp_source *src, long i)
 {
-    return i >= 0 && i < vp__zip_count(src) ? &src->zip->entries[i] : NULL;
+    return i >= 0 && i < vp__zip_count(src) ? &zip_of(src)->entries[i] : NULL;
 }
 
 const char *vp__zip_name(const vp_source *src, long i)
@@ -364,7 +371,7 @@ uint64_t vp__zip_data_offset(const vp_source *src, long i) { const vp_zip_entry 
 long vp__zip_find(const vp_source *src, const char *name)
 {
     if (!name || vp__zip_count(src) == 0) return -1;
-    const struct vp_zip *z = src->zip;
+    const struct vp_zip *z = zip_of(src);
     for (size_t h = (size_t)hash_name(name) & z->hash_mask; z->hash[h]; h = (h + 1) & z->hash_mask)
         if (!strcmp(z->entries[z->hash[h] - 1].name, name)) return (long)z->hash[h] - 1;
     return -1;
@@ -381,7 +388,7 @@ long vp__zip_find_suffix(const vp_source *src, const char *suffix)
     size_t slen = strlen(suffix);
     long found = -1;
     for (long i = 0; i < vp__zip_count(src); i++) {
-        const vp_zip_entry *e = &src->zip->entries[i];
+        const vp_zip_entry *e = &zip_of(src)->entries[i];
         if (!ends_with(e, suffix, slen)) continue;
         if (e->name_len != slen && e->name[e->name_len - slen - 1] != '/') continue;
         if (found >= 0) return -2;
@@ -395,7 +402,7 @@ bool vp__zip_has_suffix(const vp_source *src, const char *suffix)
     if (!suffix) return false;
     size_t slen = strlen(suffix);
     for (long i = 0; i < vp__zip_count(src); i++)
-        if (ends_with(&src->zip->entries[i], suffix, slen)) return true;
+        if (ends_with(&zip_of(src)->entries[i], suffix, slen)) return true;
     return false;
 }
 
@@ -465,7 +472,10 @@ static bool crc_stored(vp_source *src, const vp_zip_entry *e, const atomic_bool 
 static void *ahead_main(void *arg)
 {
     struct vp_crc_ahead *a = arg;
-    struct vp_zip *z = a->src->zip;
+    /* the source's allocator, should anything here allocate (nothing does) */
+    vp__alloc_scope sc;
+    vp__alloc_enter(&sc, &a->src->alloc);
+    struct vp_zip *z = zip_of(a->src);
     for (long i = 0; i < z->count && !atomic_load(&a->stop); i++) {
         if (!a->want[i]) continue;
         pthread_mutex_lock(&a->mu);
@@ -477,6 +487,7 @@ static void *ahead_main(void *arg)
         bool done = crc_stored(a->src, &z->entries[i], &a->stop, &got);
         settle(z, i, done, got);
     }
+    vp__alloc_leave(&sc);
     return NULL;
 }
 
@@ -484,7 +495,7 @@ static void *ahead_main(void *arg)
  * (VP_CRC_AHEAD_MIN bytes); best effort: without it callers check alone. */
 static void ahead_start(vp_source *src)
 {
-    struct vp_zip *z = src->zip;
+    struct vp_zip *z = zip_of(src);
     z->ahead_tried = true;
     uint8_t *want = vp__calloc((size_t)z->count + 1, 1);
     if (!want) return;
@@ -493,10 +504,10 @@ static void ahead_start(vp_source *src)
     for (size_t t = 0; t < src->nview; t++) {   /* the members the (narrowed) tensors use */
         if (src->view[t].storage < 0 || (size_t)src->view[t].storage >= src->nstorages) continue;
         const vp_storage *st = &src->storages[src->view[t].storage];
-        if (!st->crc || st->zip_entry < 0 || st->zip_entry >= z->count || want[st->zip_entry]) continue;
-        const vp_zip_entry *e = &z->entries[st->zip_entry];
-        if (e->method != VP_ZIP_STORED || z->crc_state[st->zip_entry] != CRC_UNCHECKED) continue;
-        want[st->zip_entry] = 1;
+        if (!st->crc || st->member < 0 || st->member >= z->count || want[st->member]) continue;
+        const vp_zip_entry *e = &z->entries[st->member];
+        if (e->method != VP_ZIP_STORED || z->crc_state[st->member] != CRC_UNCHECKED) continue;
+        want[st->member] = 1;
         bytes += e->usize;
         n++;
     }
@@ -547,8 +558,8 @@ static int crc_fail(vp_source *src, const vp_zip_entry *e, uint32_t got)
  * thread on a member nobody else is checking). */
 static int crc_settle(vp_source *src, const vp_zip_entry *e, uint32_t got)
 {
-    long i = (long)(e - src->zip->entries);
-    settle(src->zip, i, true, got);
+    long i = (long)(e - zip_of(src)->entries);
+    settle(zip_of(src), i, true, got);
     return got == e->crc32 ? VP_OK : crc_fail(src, e, got);
 }
 
@@ -699,7 +710,7 @@ int vp__zip_verify(vp_source *src, long entry, bool force)
 {
     const vp_zip_entry *e = vp__zip_entry(src, entry);
     if (!e) return vp__err(src, VP_ERR_ARG, "zip: no member %ld", entry);
-    struct vp_zip *z = src->zip;
+    struct vp_zip *z = zip_of(src);
     if (!z->ahead_tried && !src->no_crc && e->method == VP_ZIP_STORED && z->crc_state[entry] == CRC_UNCHECKED) {
         /* check this one first, then the others ahead */
         z->ahead_tried = true;

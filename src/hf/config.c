@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/fileio.h"
+#include "core/util.h"
 #include "hf/config.h"
 #include "hf/json.h"
 

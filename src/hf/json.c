@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/buf.h"
 #include "hf/json.h"
 
 /* ------------------------------------------------------------------------ */

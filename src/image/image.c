@@ -18,6 +18,7 @@ static vp_image *img_new(const char *name)
 {
     vp_image *img = vp__calloc(1, sizeof *img);
     if (!img) return NULL;
+    img->alloc = vp__alloc_get();
     img->name = vp__strdup(name ? name : "image");
     img->mode = "RGB";
     img->format = "raw";
@@ -45,7 +46,7 @@ static int decode(vp_image *img, const uint8_t *p, size_t n)
     return rc;
 }
 
-int vp_image_load_memory(vp_image **out, const void *data, size_t n, const char *name)
+static int vp_image_load_memory__impl(vp_image **out, const void *data, size_t n, const char *name)
 {
     vp_image *img = img_new(name);
     *out = img;
@@ -54,7 +55,17 @@ int vp_image_load_memory(vp_image **out, const void *data, size_t n, const char 
     return decode(img, data, n);
 }
 
-int vp_image_load(vp_image **out, const char *path)
+int vp_image_load_memory_ex(vp_image **out, const void *data, size_t n, const char *name, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_image_load_memory__impl(out, data, n, name));
+}
+
+int vp_image_load_memory(vp_image **out, const void *data, size_t n, const char *name)
+{
+    return vp_image_load_memory_ex(out, data, n, name, vp__alloc_current());
+}
+
+static int vp_image_load__impl(vp_image **out, const char *path)
 {
     vp_image *img = img_new(path);
     *out = img;
@@ -76,7 +87,17 @@ int vp_image_load(vp_image **out, const char *path)
     return rc;
 }
 
-int vp_image_from_rgb(vp_image **out, int width, int height, const uint8_t *rgb)
+int vp_image_load_ex(vp_image **out, const char *path, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_image_load__impl(out, path));
+}
+
+int vp_image_load(vp_image **out, const char *path)
+{
+    return vp_image_load_ex(out, path, vp__alloc_current());
+}
+
+static int vp_image_from_rgb__impl(vp_image **out, int width, int height, const uint8_t *rgb)
 {
     vp_image *img = img_new("array");
     *out = img;
@@ -94,12 +115,27 @@ int vp_image_from_rgb(vp_image **out, int width, int height, const uint8_t *rgb)
     return VP_OK;
 }
 
-void vp_image_free(vp_image *img)
+int vp_image_from_rgb_ex(vp_image **out, int width, int height, const uint8_t *rgb, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_image_from_rgb__impl(out, width, height, rgb));
+}
+
+int vp_image_from_rgb(vp_image **out, int width, int height, const uint8_t *rgb)
+{
+    return vp_image_from_rgb_ex(out, width, height, rgb, vp__alloc_current());
+}
+
+static void vp_image_free__impl(vp_image *img)
 {
     if (!img) return;
     img_clear(img);
     vp__free(img->name);
     vp__free(img);
+}
+
+void vp_image_free(vp_image *img)
+{
+    VP__WITH_ALLOC_VOID(img ? &img->alloc : vp__alloc_current(), vp_image_free__impl(img));
 }
 
 const char *vp_image_errmsg(const vp_image *img) { return img ? img->errmsg : "out of memory"; }
@@ -133,7 +169,7 @@ const uint8_t *vp_image_pixels_on_white(const vp_image *img)
     return img->white ? img->white : img->rgb;
 }
 
-int vp_image_resize(vp_image *img, int on_white, int width, int height, int filter,
+static int vp_image_resize__impl(vp_image *img, int on_white, int width, int height, int filter,
                     uint8_t *dst, size_t dst_bytes)
 {
     if (!img) return VP_ERR_ARG;
@@ -147,4 +183,10 @@ int vp_image_resize(vp_image *img, int on_white, int width, int height, int filt
     if (rc == VP_ERR_ARG) return vp__img_err(img, rc, "unknown resampling filter %d", filter);
     if (rc) return vp__img_err(img, rc, "out of memory resizing to %dx%d", width, height);
     return VP_OK;
+}
+
+int vp_image_resize(vp_image *img, int on_white, int width, int height, int filter,
+                    uint8_t *dst, size_t dst_bytes)
+{
+    VP__WITH_ALLOC(img ? &img->alloc : vp__alloc_current(), int, vp_image_resize__impl(img, on_white, width, height, filter, dst, dst_bytes));
 }

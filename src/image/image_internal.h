@@ -5,10 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/util.h"
 #include "vitport/image.h"
 
 struct vp_image {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[512];
     char *name;             /* for messages */
     const char *format;     /* "jpeg", "png", "raw" */

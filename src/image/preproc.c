@@ -24,6 +24,7 @@ enum { SZ_NONE = 0, SZ_HW, SZ_SHORT, SZ_SHORT_LONG };
 typedef struct { int kind; int h, w, shortest, longest; } size_spec;
 
 struct vp_preproc {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[512];
     char *name;
     char cls[64];
@@ -241,11 +242,12 @@ static vp_preproc *pp_new(const char *name)
 {
     vp_preproc *pp = vp__calloc(1, sizeof *pp);
     if (!pp) return NULL;
+    pp->alloc = vp__alloc_get();
     pp->name = vp__strdup(name ? name : "preprocessor_config.json");
     return pp;
 }
 
-int vp_preproc_open_json(vp_preproc **out, const char *json, size_t len, const char *name)
+static int vp_preproc_open_json__impl(vp_preproc **out, const char *json, size_t len, const char *name)
 {
     vp_preproc *pp = pp_new(name);
     *out = pp;
@@ -255,7 +257,17 @@ int vp_preproc_open_json(vp_preproc **out, const char *json, size_t len, const c
     return configure(pp, json, len);
 }
 
-int vp_preproc_open(vp_preproc **out, const char *path)
+int vp_preproc_open_json_ex(vp_preproc **out, const char *json, size_t len, const char *name, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_preproc_open_json__impl(out, json, len, name));
+}
+
+int vp_preproc_open_json(vp_preproc **out, const char *json, size_t len, const char *name)
+{
+    return vp_preproc_open_json_ex(out, json, len, name, vp__alloc_current());
+}
+
+static int vp_preproc_open__impl(vp_preproc **out, const char *path)
 {
     *out = NULL;
     if (!path) return vp_preproc_open_json(out, NULL, 0, "preprocessor_config.json");
@@ -289,11 +301,26 @@ int vp_preproc_open(vp_preproc **out, const char *path)
     return rc;
 }
 
-void vp_preproc_free(vp_preproc *pp)
+int vp_preproc_open_ex(vp_preproc **out, const char *path, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_preproc_open__impl(out, path));
+}
+
+int vp_preproc_open(vp_preproc **out, const char *path)
+{
+    return vp_preproc_open_ex(out, path, vp__alloc_current());
+}
+
+static void vp_preproc_free__impl(vp_preproc *pp)
 {
     if (!pp) return;
     vp__free(pp->name);
     vp__free(pp);
+}
+
+void vp_preproc_free(vp_preproc *pp)
+{
+    VP__WITH_ALLOC_VOID(pp ? &pp->alloc : vp__alloc_current(), vp_preproc_free__impl(pp));
 }
 
 const char *vp_preproc_errmsg(const vp_preproc *pp) { return pp ? pp->errmsg : "out of memory"; }
@@ -347,17 +374,22 @@ static int out_size(vp_preproc *pp, const vp_image *img, int *rh, int *rw, int *
     return VP_OK;
 }
 
-int vp_preproc_output_size(vp_preproc *pp, const vp_image *img, int *height, int *width)
+static int vp_preproc_output_size__impl(vp_preproc *pp, const vp_image *img, int *height, int *width)
 {
     if (!pp) return VP_ERR_ARG;
     int rh, rw;
     return out_size(pp, img, &rh, &rw, height, width);
 }
 
+int vp_preproc_output_size(vp_preproc *pp, const vp_image *img, int *height, int *width)
+{
+    VP__WITH_ALLOC(pp ? &pp->alloc : vp__alloc_current(), int, vp_preproc_output_size__impl(pp, img, height, width));
+}
+
 /* Python's floor division for the crop offset. */
 static int floordiv2(int a) { return a >= 0 ? a / 2 : -((-a + 1) / 2); }
 
-int vp_preproc_run(vp_preproc *pp, vp_image *const *images, size_t n, float *out, size_t out_floats)
+static int vp_preproc_run__impl(vp_preproc *pp, vp_image *const *images, size_t n, float *out, size_t out_floats)
 {
     if (!pp) return VP_ERR_ARG;
     pp->errmsg[0] = 0;
@@ -409,4 +441,9 @@ int vp_preproc_run(vp_preproc *pp, vp_image *const *images, size_t n, float *out
         vp__free(tmp);
     }
     return VP_OK;
+}
+
+int vp_preproc_run(vp_preproc *pp, vp_image *const *images, size_t n, float *out, size_t out_floats)
+{
+    VP__WITH_ALLOC(pp ? &pp->alloc : vp__alloc_current(), int, vp_preproc_run__impl(pp, images, n, out, out_floats));
 }

@@ -403,11 +403,12 @@ static int open_weights(vp_model *m)
 }
 
 /* ---- the model handle ---------------------------------------------------- */
-int vp_model_open(vp_model **out, const char *dir)
+static int vp_model_open__impl(vp_model **out, const char *dir)
 {
     vp_model *m = vp__calloc(1, sizeof *m);
     *out = m;
     if (!m) return VP_ERR_NOMEM;
+    m->alloc = vp__alloc_get();
     m->dir = vp__strdup(dir ? dir : "");
     if (!m->dir) return VP_ERR_NOMEM;
     if (!dir || !dir[0]) return vp__merr(m, VP_ERR_ARG, "no model directory given");
@@ -443,7 +444,17 @@ int vp_model_open(vp_model **out, const char *dir)
     return rc;
 }
 
-void vp_model_close(vp_model *m)
+int vp_model_open_ex(vp_model **out, const char *dir, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_model_open__impl(out, dir));
+}
+
+int vp_model_open(vp_model **out, const char *dir)
+{
+    return vp_model_open_ex(out, dir, vp__alloc_current());
+}
+
+static void vp_model_close__impl(vp_model *m)
 {
     if (!m) return;
     if (m->family && m->family->free && m->impl) m->family->free(m->impl);
@@ -457,6 +468,11 @@ void vp_model_close(vp_model *m)
     vp__free(m);
 }
 
+void vp_model_close(vp_model *m)
+{
+    VP__WITH_ALLOC_VOID(m ? &m->alloc : vp__alloc_current(), vp_model_close__impl(m));
+}
+
 const char *vp_model_errmsg(const vp_model *m) { return m ? m->errmsg : "out of memory"; }
 const char *vp_model_type(const vp_model *m) { return m && m->model_type ? m->model_type : ""; }
 const char *vp_model_class(const vp_model *m) { return m && m->cls ? m->cls : ""; }
@@ -465,11 +481,12 @@ int vp_model_image_size(const vp_model *m) { return m ? m->image_size : 0; }
 int vp_model_max_text_len(const vp_model *m) { return m ? m->max_text_len : 0; }
 
 /* ---- the context ----------------------------------------------------------- */
-int vp_ctx_new(vp_ctx **out, const vp_model *m, int threads)
+static int vp_ctx_new__impl(vp_ctx **out, const vp_model *m, int threads)
 {
-    vp_ctx *c = vp__calloc(1, sizeof *c);
+    vp_ctx *c = vp__calloc(1, sizeof *c);   /* with the model's allocator (vp_ctx_new runs in its scope) */
     *out = c;
     if (!c) return VP_ERR_NOMEM;
+    c->alloc = vp__alloc_get();
     c->m = m;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -480,7 +497,12 @@ int vp_ctx_new(vp_ctx **out, const vp_model *m, int threads)
     return VP_OK;
 }
 
-void vp_ctx_free(vp_ctx *c)
+int vp_ctx_new(vp_ctx **out, const vp_model *m, int threads)
+{
+    VP__WITH_ALLOC(m ? &m->alloc : vp__alloc_current(), int, vp_ctx_new__impl(out, m, threads));
+}
+
+static void vp_ctx_free__impl(vp_ctx *c)
 {
     if (!c) return;
     for (int i = 0; i < VP_MAX_OUTPUTS; i++) vp__free(c->outbuf[i]);
@@ -488,9 +510,14 @@ void vp_ctx_free(vp_ctx *c)
     vp__free(c);
 }
 
+void vp_ctx_free(vp_ctx *c)
+{
+    VP__WITH_ALLOC_VOID(c ? &c->alloc : vp__alloc_current(), vp_ctx_free__impl(c));
+}
+
 const char *vp_ctx_errmsg(const vp_ctx *c) { return c ? c->errmsg : "out of memory"; }
 
-int vp_ctx_run(vp_ctx *c, const vp_inputs *in)
+static int vp_ctx_run__impl(vp_ctx *c, const vp_inputs *in)
 {
     if (!c || !in) return VP_ERR_ARG;
     c->errmsg[0] = 0;
@@ -500,6 +527,11 @@ int vp_ctx_run(vp_ctx *c, const vp_inputs *in)
     int rc = c->m->family->run(c, in);
     if (rc) c->nout = 0;
     return rc;
+}
+
+int vp_ctx_run(vp_ctx *c, const vp_inputs *in)
+{
+    VP__WITH_ALLOC(c ? &c->alloc : vp__alloc_current(), int, vp_ctx_run__impl(c, in));
 }
 
 size_t vp_ctx_output_count(const vp_ctx *c) { return c ? c->nout : 0; }

@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <cjson/cJSON.h>
 
-#include "core/internal.h"
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/util.h"
 #include "vitport/engine.h"
 #include "hf/config.h"
 #include "nn/nn.h"
@@ -39,6 +41,7 @@ typedef struct vp_wentry {
 } vp_wentry;
 
 struct vp_model {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[768];
     int errcode;              /* the code of the failure errmsg tells */
     char *dir;
@@ -59,6 +62,7 @@ struct vp_model {
 };
 
 struct vp_ctx {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[768];
     const vp_model *m;
     int threads;

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/fileio.h"
+#include "core/util.h"
 #include "text/text.h"
 
 #define BPE_SPECIALS 2               /* <|startoftext|>, <|endoftext|> */

@@ -27,7 +27,9 @@
 #include <cjson/cJSON.h>
 #include <pcre2.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/util.h"
 #include "text/text.h"
 #include "text/tokenize.h"
 

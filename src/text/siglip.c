@@ -25,7 +25,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/internal.h"
+#include <stdarg.h>
+
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/buf.h"
 #include "text/text.h"
 #include "text/tokenize.h"
 

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/fileio.h"
+#include "core/util.h"
 #include "text/text.h"
 
 typedef struct pb { const uint8_t *p, *end; } pb;

@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include <stdarg.h>
+
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/buf.h"
 #include "text/text.h"
 
 int vp_text_fail(char *err, size_t errlen, const char *fmt, ...)

@@ -10,11 +10,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/util.h"
 #include "text/text.h"
 #include "text/tokenize.h"
 
 struct vp_tokenizer {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[768];
     vp_tokenizer_kind kind;
     int64_t length;
@@ -163,15 +166,26 @@ done:
     return rc;
 }
 
-int vp_tokenizer_open(vp_tokenizer **out, const char *path)
+static int vp_tokenizer_open__impl(vp_tokenizer **out, const char *path)
 {
     *out = vp__calloc(1, sizeof **out);
     if (!*out) return VP_ERR_NOMEM;
+    (*out)->alloc = vp__alloc_get();
     if (!path) return set_err(*out, VP_ERR_ARG, "no tokenizer path given");
     return open_files(*out, path);
 }
 
-void vp_tokenizer_close(vp_tokenizer *t)
+int vp_tokenizer_open_ex(vp_tokenizer **out, const char *path, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_tokenizer_open__impl(out, path));
+}
+
+int vp_tokenizer_open(vp_tokenizer **out, const char *path)
+{
+    return vp_tokenizer_open_ex(out, path, vp__alloc_current());
+}
+
+static void vp_tokenizer_close__impl(vp_tokenizer *t)
 {
     if (!t) return;
     vp__clip_free(t->clip);
@@ -180,11 +194,16 @@ void vp_tokenizer_close(vp_tokenizer *t)
     vp__free(t);
 }
 
+void vp_tokenizer_close(vp_tokenizer *t)
+{
+    VP__WITH_ALLOC_VOID(t ? &t->alloc : vp__alloc_current(), vp_tokenizer_close__impl(t));
+}
+
 const char *vp_tokenizer_errmsg(const vp_tokenizer *t) { return t ? t->errmsg : "no tokenizer"; }
 vp_tokenizer_kind vp_tokenizer_type(const vp_tokenizer *t) { return t->kind; }
 int64_t vp_tokenizer_length(const vp_tokenizer *t) { return t->length; }
 
-int vp_tokenizer_set_length(vp_tokenizer *t, int64_t length)
+static int vp_tokenizer_set_length__impl(vp_tokenizer *t, int64_t length)
 {
     int64_t min = t->kind == VP_TOKENIZER_CLIP_BPE ? 2 : 1;
     if (length < min || length > VP_TEXT_MAX_LENGTH)
@@ -192,6 +211,11 @@ int vp_tokenizer_set_length(vp_tokenizer *t, int64_t length)
                        VP_TEXT_MAX_LENGTH);
     t->length = length;
     return VP_OK;
+}
+
+int vp_tokenizer_set_length(vp_tokenizer *t, int64_t length)
+{
+    VP__WITH_ALLOC(t ? &t->alloc : vp__alloc_current(), int, vp_tokenizer_set_length__impl(t, length));
 }
 
 int64_t vp_tokenizer_pad_id(const vp_tokenizer *t)
@@ -208,7 +232,7 @@ int64_t vp_tokenizer_vocab_size(const vp_tokenizer *t)
     return 0;
 }
 
-int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t *lens, size_t n, int64_t *ids,
+static int vp_tokenizer_encode__impl(vp_tokenizer *t, const char *const *texts, const size_t *lens, size_t n, int64_t *ids,
                         int64_t *mask, int *truncated)
 {
     if (!t || (!t->clip && !t->siglip)) return t ? set_err(t, VP_ERR_ARG, "the tokenizer did not open") : VP_ERR_ARG;
@@ -262,4 +286,10 @@ int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t 
         }
     }
     return VP_OK;
+}
+
+int vp_tokenizer_encode(vp_tokenizer *t, const char *const *texts, const size_t *lens, size_t n, int64_t *ids,
+                        int64_t *mask, int *truncated)
+{
+    VP__WITH_ALLOC(t ? &t->alloc : vp__alloc_current(), int, vp_tokenizer_encode__impl(t, texts, lens, n, ids, mask, truncated));
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "core/internal.h"
+#include "vitport/vitport.h"
+#include "core/alloc.h"
+#include "core/buf.h"
 #include "text/tokenize.h"
 
 void vp__ids_push(vp_ids *a, int64_t id)

@@ -11,7 +11,8 @@
 #ifndef VP_VERIFY_REF_H
 #define VP_VERIFY_REF_H
 
-#include "core/internal.h"
+#include "core/alloc.h"
+#include "core/util.h"
 #include "nn/nn.h"
 
 #define VP_REF_MAX_OUT 8

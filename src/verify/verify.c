@@ -15,6 +15,7 @@
 #define MAX_ITEMS 32
 
 struct vp_verify {
+    vp_allocator alloc;      /* every allocation for this handle (vitport.h, Allocators) */
     char errmsg[1024];
     char check[128];
     char cls[96];
@@ -24,13 +25,29 @@ struct vp_verify {
     size_t n;
 };
 
-int vp_verify_new(vp_verify **out)
+static int vp_verify_new__impl(vp_verify **out)
 {
     *out = vp__calloc(1, sizeof **out);
+    if (*out) (*out)->alloc = vp__alloc_get();
     return *out ? VP_OK : VP_ERR_NOMEM;
 }
 
-void vp_verify_free(vp_verify *v) { vp__free(v); }
+int vp_verify_new_ex(vp_verify **out, const vp_allocator *allocator)
+{
+    VP__WITH_ALLOC(allocator, int, vp_verify_new__impl(out));
+}
+
+int vp_verify_new(vp_verify **out)
+{
+    return vp_verify_new_ex(out, vp__alloc_current());
+}
+
+static void vp_verify_free__impl(vp_verify *v) { vp__free(v); }
+
+void vp_verify_free(vp_verify *v)
+{
+    VP__WITH_ALLOC_VOID(v ? &v->alloc : vp__alloc_current(), vp_verify_free__impl(v));
+}
 const char *vp_verify_errmsg(const vp_verify *v) { return v ? v->errmsg : "out of memory"; }
 int vp_verify_engine_missing(const vp_verify *v) { return v && v->engine_missing; }
 size_t vp_verify_count(const vp_verify *v) { return v ? v->n : 0; }
@@ -218,7 +235,7 @@ static const char *ref_family(const char *f)
     return f;
 }
 
-int vp_verify_run(vp_verify *v, const char *dir, const vp_verify_opts *o)
+static int vp_verify_run__impl(vp_verify *v, const char *dir, const vp_verify_opts *o)
 {
     vp_verify_opts dflt;
     memset(&dflt, 0, sizeof dflt);
@@ -392,4 +409,9 @@ done:
     vp_ctx_free(c);
     vp_model_close(m);
     return rc;
+}
+
+int vp_verify_run(vp_verify *v, const char *dir, const vp_verify_opts *o)
+{
+    VP__WITH_ALLOC(v ? &v->alloc : vp__alloc_current(), int, vp_verify_run__impl(v, dir, o));
 }
