@@ -12,7 +12,8 @@ and the peer pipeline (Pillow + transformers' processor + PyTorch CPU forward).
       OpenAI's checkpoints use them, and a CLIPTokenizer built from OpenAI's
       bpe_simple_vocab_16e6.txt.gz in the open_clip_torch wheel) or, for
       SigLIP, SiglipImageProcessor's defaults (no tokenizer: only images
-      are embedded and there is no SentencePiece model of the real vocabulary).
+      are embedded and there is no SentencePiece model of the real vocabulary;
+      `run` then takes AutoImageProcessor, the processor AutoProcessor holds).
   peer_embed.py images N OUT_DIR
       N JPEGs (quality 90, Pillow's defaults otherwise: 4:2:0) of varied sizes and
       aspect ratios, random crops and resizes of scikit-image's photographs
@@ -127,7 +128,11 @@ def run(model_dir, lst, batch, threads, out):
     t_import = time.perf_counter() - t0 + (t0 - T_START)   # the interpreter's own start-up is measured outside
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
-    proc = transformers.AutoProcessor.from_pretrained(model_dir)
+    tok_files = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer_config.json")
+    if any(os.path.exists(os.path.join(model_dir, f)) for f in tok_files):
+        proc = transformers.AutoProcessor.from_pretrained(model_dir)
+    else:  # no tokenizer (the SigLIP folder): AutoProcessor would fail; its image processor is this one
+        proc = transformers.AutoImageProcessor.from_pretrained(model_dir)
     ip = getattr(proc, "image_processor", proc)
     model = transformers.AutoModel.from_pretrained(model_dir).eval()
     t_load = time.perf_counter() - t0
