@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="cmake build-essential pkg-config zlib1g-dev libcjson-dev libopenblas-dev libopenblas-openmp-dev libjpeg62-turbo-dev libpng-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev libdeflate-dev libyajl-dev"
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
-[ $DEV = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev libomp-dev python3-venv time"
+[ $DEV = 1 ] && PKGS="$PKGS clang libclang-rt-14-dev libomp-dev libopenblas-pthread-dev python3-venv time"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -16,6 +16,14 @@ cli_begin cli_commands
 has() { # file pattern description
     if grep -qE -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 300 "$1")"; fi
 }
+# embed's summary line: "in T s (...; decode A s, preprocess B s, forward C s, other D s; ...)":
+# each phase >= 0 (other: >= -0.01, the rounding), and they add up to T
+phases_ok() { # file description
+    local l; l=$(grep -oE "in [0-9.]+ s \(.*decode [0-9.]+ s, preprocess [0-9.]+ s, forward [0-9.]+ s, other -?[0-9.]+ s; model load [0-9.]+ s" "$1")
+    if [ -n "$l" ] && sed -E 's/in ([0-9.]+) s .*decode ([0-9.]+) s, preprocess ([0-9.]+) s, forward ([0-9.]+) s, other (-?[0-9.]+) s.*/\1 \2 \3 \4 \5/' <<<"$l" |
+        awk '{d = $2 + $3 + $4 + $5 - $1; exit !($5 >= -0.01 && d < 0.03 && d > -0.03)}'; then ok
+    else bad "$2: no consistent time breakdown in $(head -c 400 "$1")"; fi
+}
 # npy header shape, e.g. "(2, 3, 16, 16)"
 npy_shape() { head -c 128 "$1" | tr -d '\0' | grep -o "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
 # PNG width height colour-type from IHDR
@@ -90,6 +98,7 @@ expect_rc 0 "embed images" "$BIN" embed "$T/clip" --image "$CAT" --image "$DOG" 
 printf '%s\n%s\n' "$CAT" "$DOG" | cmp -s - "$T/e.txt" && ok || bad "embed names file"
 has "$T/err" "image_embeds \(L2-normalised\)" "embed says which output"
 has "$T/err" "images/s|/s, decoding" "embed reports throughput"
+phases_ok "$T/err" "embed --image"
 expect_rc 1 "embed with a bad image" "$BIN" embed "$T/clip" --image "$CAT" --image "$TRUNC" --image "$DOG" --out "$T/e2.npy"
 has "$T/err" "truncated_jpeg.jpg: truncated" "embed names the bad file"
 [ "$(npy_shape "$T/e2.npy")" = "(2, 12)" ] && ok || bad "embed went on without the bad image: $(npy_shape "$T/e2.npy")"
@@ -118,6 +127,7 @@ cp "$TRUNC" "$T/late.jpg"
 sed -i "13s|.*|$T/late.jpg|" "$T/list"       # a bad file in the 4th batch of shard 0
 expect_rc 0 "shard 1/2" "$BIN" embed "$T/clip" --images-from "$T/list" --shard 1/2 --out "$T/s1.npy" --batch 3 --threads 1
 [ "$(npy_shape "$T/s1.npy")" = "(10, 12)" ] && ok || bad "shard 1/2 rows $(npy_shape "$T/s1.npy")"
+phases_ok "$T/err" "embed --images-from"
 awk 'NR % 2 == 0' "$T/list" | cmp -s - "$T/s1.txt" && ok || bad "shard 1/2 takes every 2nd path from the 2nd"
 expect_rc 0 "finished shard is not redone" "$BIN" embed "$T/clip" --images-from "$T/list" --shard 1/2 --out "$T/s1.npy"
 has "$T/err" "done" "finished shard says so"

@@ -66,6 +66,12 @@ int vp_cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi
  * file was good, VP_EXIT_FAIL otherwise. */
 int vp_cli_images(vp_preproc *pp, const char *const *paths, size_t n, int strict, const char *cmd,
                   float **pix, int64_t *H, int64_t *W, size_t *n_ok, unsigned char *ok);
+/* Seconds spent in each phase (vp_cli_now around the calls), accumulated. */
+typedef struct vp_cli_timing { double decode, preprocess, forward; } vp_cli_timing;
+/* vp_cli_images, adding the seconds of decoding (vp_image_load and the output
+ * size) and of preprocessing (vp_preproc_run) to *t (NULL: not timed). */
+int vp_cli_images_timed(vp_preproc *pp, const char *const *paths, size_t n, int strict, const char *cmd,
+                        float **pix, int64_t *H, int64_t *W, size_t *n_ok, unsigned char *ok, vp_cli_timing *t);
 /* Tokenize n texts with dir's tokenizer files into *ids ([n, *L], malloc'd);
  * warns on stderr for each truncated text. */
 int vp_cli_tokenize(const char *dir, const char *const *texts, size_t n, const char *cmd,

@@ -32,6 +32,13 @@ int vp_cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi
 int vp_cli_images(vp_preproc *pp, const char *const *paths, size_t n, int strict, const char *cmd,
                   float **pix, int64_t *H, int64_t *W, size_t *n_ok, unsigned char *ok)
 {
+    return vp_cli_images_timed(pp, paths, n, strict, cmd, pix, H, W, n_ok, ok, NULL);
+}
+
+int vp_cli_images_timed(vp_preproc *pp, const char *const *paths, size_t n, int strict, const char *cmd,
+                        float **pix, int64_t *H, int64_t *W, size_t *n_ok, unsigned char *ok, vp_cli_timing *t)
+{
+    double t0 = t ? vp_cli_now() : 0, t_dec = 0;
     *pix = NULL;
     *n_ok = 0;
     vp_image **img = calloc(n ? n : 1, sizeof *img);
@@ -59,6 +66,7 @@ int vp_cli_images(vp_preproc *pp, const char *const *paths, size_t n, int strict
         status = VP_EXIT_FAIL;
         if (strict) goto done;
     }
+    if (t) t_dec = vp_cli_now();
     if (k) {
         size_t per = (size_t)3 * (size_t)h0 * (size_t)w0;
         *pix = malloc(k * per * sizeof **pix);
@@ -75,6 +83,12 @@ int vp_cli_images(vp_preproc *pp, const char *const *paths, size_t n, int strict
 done:
     for (size_t i = 0; i < n; i++) vp_image_free(img[i]);
     free(img);
+    if (t) {
+        double t1 = vp_cli_now();
+        if (!t_dec) t_dec = t1;     /* stopped while decoding (--strict) */
+        t->decode += t_dec - t0;
+        t->preprocess += t1 - t_dec;
+    }
     if (strict && status) { free(*pix); *pix = NULL; *n_ok = 0; }
     return status;
 }
