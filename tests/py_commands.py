@@ -159,6 +159,25 @@ def main():
         clip_tokenizer(d, 64, 12)
         pix = torch.from_numpy(check_preprocess(d, files, "CLIP"))
         ids = check_tokenize(d, texts, "CLIP")
+        # A processor saved by transformers 5 writes processor_config.json (the image
+        # processor nested in it) and no preprocessor_config.json; from_pretrained
+        # prefers it. Here it differs from the stale preprocessor_config.json left beside.
+        d5 = os.path.join(tmp, "clip_saved_by_processor")
+        shutil.copytree(d, d5)
+        proc = T.AutoProcessor.from_pretrained(d)
+        proc.image_processor.size = {"shortest_edge": 13}
+        proc.image_processor.crop_size = {"height": 11, "width": 12}
+        os.remove(os.path.join(d5, "preprocessor_config.json"))
+        proc.save_pretrained(d5)
+        report(os.path.exists(os.path.join(d5, "processor_config.json")) and
+               not os.path.exists(os.path.join(d5, "preprocessor_config.json")),
+               "CLIPProcessor.save_pretrained writes processor_config.json only", str(sorted(os.listdir(d5))))
+        shutil.copy(os.path.join(d, "preprocessor_config.json"), d5)
+        check_preprocess(d5, files, "CLIP (processor_config.json)")
+        got5 = os.path.join(d5, "pv.npy")
+        shape5 = np.load(got5).shape if os.path.exists(got5) else None
+        report(shape5 is not None and shape5[-2:] == (11, 12), "vitport uses processor_config.json's image processor",
+               str(shape5))
         m = T.CLIPModel.from_pretrained(d).eval()
         with torch.no_grad():
             o = m(pixel_values=pix, input_ids=ids)

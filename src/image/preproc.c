@@ -180,13 +180,20 @@ static int get_triple(vp_preproc *pp, const cJSON *o, const char *key, float out
     return VP_OK;
 }
 
-static int configure(vp_preproc *pp, const char *text, size_t len)
+/* member: NULL for an image processor's own file; "image_processor" for a
+ * processor's processor_config.json, which nests it (transformers 5). */
+static int configure(vp_preproc *pp, const char *text, size_t len, const char *member)
 {
     int jrc;
-    cJSON *o = vp_json_parse_ex(text, len, &jrc);
-    if (!o) return pp_err(pp, jrc, jrc == VP_ERR_NOMEM ? "out of memory" : "not JSON");
+    cJSON *root = vp_json_parse_ex(text, len, &jrc);
+    if (!root) return pp_err(pp, jrc, jrc == VP_ERR_NOMEM ? "out of memory" : "not JSON");
     int rc = VP_OK;
+    cJSON *o = root;
     if (!cJSON_IsObject(o)) { rc = pp_err(pp, VP_ERR_FORMAT, "not a JSON object"); goto done; }
+    if (member) {
+        o = cJSON_GetObjectItemCaseSensitive(root, member);
+        if (!cJSON_IsObject(o)) { rc = pp_err(pp, VP_ERR_FORMAT, "\"%s\" is not a JSON object", member); goto done; }
+    }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "image_processor_type");
     if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(o, "feature_extractor_type");
     if (!cJSON_IsString(t)) { rc = pp_err(pp, VP_ERR_FORMAT, "no \"image_processor_type\""); goto done; }
@@ -234,7 +241,7 @@ static int configure(vp_preproc *pp, const char *text, size_t len)
         goto done;
     }
 done:
-    cJSON_Delete(o);
+    cJSON_Delete(root);
     return rc;
 }
 
@@ -254,7 +261,7 @@ static int vp_preproc_open_json__impl(vp_preproc **out, const char *json, size_t
     if (!pp) return VP_ERR_NOMEM;
     if (!json) return pp_err(pp, VP_ERR_ARG, "no JSON");
     if (len > VP_PREPROC_MAX_JSON) return pp_err(pp, VP_ERR_LIMIT, "larger than VP_PREPROC_MAX_JSON");
-    return configure(pp, json, len);
+    return configure(pp, json, len, NULL);
 }
 
 int vp_preproc_open_json_ex(vp_preproc **out, const char *json, size_t len, const char *name, const vp_allocator *allocator)
@@ -267,6 +274,18 @@ int vp_preproc_open_json(vp_preproc **out, const char *json, size_t len, const c
     return vp_preproc_open_json_ex(out, json, len, name, vp__alloc_current());
 }
 
+/* Does a processor's processor_config.json nest the image processor? As
+ * transformers 5's from_pretrained, which prefers it to
+ * preprocessor_config.json (and save_pretrained of a processor writes only
+ * it). A file that is absent, unreadable as JSON or without the key: no. */
+static bool nests_image_processor(const vp_map *m)
+{
+    cJSON *o = vp_json_parse((const char *)m->base, (size_t)m->size);
+    bool yes = cJSON_IsObject(o) && cJSON_HasObjectItem(o, "image_processor");
+    cJSON_Delete(o);
+    return yes;
+}
+
 static int vp_preproc_open__impl(vp_preproc **out, const char *path)
 {
     *out = NULL;
@@ -274,12 +293,25 @@ static int vp_preproc_open__impl(vp_preproc **out, const char *path)
     vp_buf file = { 0 };
     vp__buf_puts(&file, path);
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) vp__buf_puts(&file, "/preprocessor_config.json");
-    if (file.oom) { vp__buf_free(&file); return VP_ERR_NOMEM; }
+    const char *member = NULL;
     vp_map m;
     char err[512];
-    int rc = vp__map_open(&m, file.p, err, sizeof err);
-    if (rc != VP_OK) {
+    int rc;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        vp__buf_puts(&file, "/processor_config.json");
+        if (file.oom) { vp__buf_free(&file); return VP_ERR_NOMEM; }
+        if (vp__map_open(&m, file.p, err, sizeof err) == VP_OK) {
+            if (m.size <= VP_PREPROC_MAX_JSON && nests_image_processor(&m)) member = "image_processor";
+            if (!member) vp__map_close(&m);
+        }
+        if (!member) {
+            file.n = 0;
+            vp__buf_puts(&file, path);
+            vp__buf_puts(&file, "/preprocessor_config.json");
+        }
+    }
+    if (file.oom) { if (member) vp__map_close(&m); vp__buf_free(&file); return VP_ERR_NOMEM; }
+    if (!member && (rc = vp__map_open(&m, file.p, err, sizeof err)) != VP_OK) {
         vp_preproc *pp = pp_new(file.p);
         *out = pp;
         vp__buf_free(&file);
@@ -287,17 +319,13 @@ static int vp_preproc_open__impl(vp_preproc **out, const char *path)
         snprintf(pp->errmsg, sizeof pp->errmsg, "%s", err);
         return VP_ERR_IO;
     }
-    if (m.size > VP_PREPROC_MAX_JSON) {
-        vp__map_close(&m);
-        vp_preproc *pp = pp_new(file.p);
-        *out = pp;
-        vp__buf_free(&file);
-        if (!pp) return VP_ERR_NOMEM;
-        return pp_err(pp, VP_ERR_LIMIT, "larger than VP_PREPROC_MAX_JSON");
-    }
-    rc = vp_preproc_open_json(out, m.size ? (const char *)m.base : "", (size_t)m.size, file.p);
-    vp__map_close(&m);
+    vp_preproc *pp = pp_new(file.p);
+    *out = pp;
     vp__buf_free(&file);
+    if (!pp) rc = VP_ERR_NOMEM;
+    else if (m.size > VP_PREPROC_MAX_JSON) rc = pp_err(pp, VP_ERR_LIMIT, "larger than VP_PREPROC_MAX_JSON");
+    else rc = configure(pp, m.size ? (const char *)m.base : "", (size_t)m.size, member);
+    vp__map_close(&m);
     return rc;
 }
 
