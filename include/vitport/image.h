@@ -106,8 +106,10 @@ VP_API int vp_image_resize(vp_image *img, int on_white, int width, int height, i
 typedef struct vp_preproc vp_preproc;
 
 /**
- * Constructor. Reads `path`: a model directory (its
- * preprocessor_config.json) or the JSON file itself. The class is taken
+ * Constructor. Reads `path`: a model directory or the JSON file itself.
+ * In a directory, as transformers 5's from_pretrained: processor_config.json's
+ * "image_processor" object when that file has one (a processor's
+ * save_pretrained writes only it), else preprocessor_config.json. The class is taken
  * from "image_processor_type" (or the older "feature_extractor_type"):
  * ViT, DeiT, CLIP and Siglip image processors; keys the file leaves out
  * take that class's defaults, and a key set to null means None (a null
