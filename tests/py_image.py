@@ -29,6 +29,9 @@ assert PIL.__version__ == "13.0.0", PIL.__version__
 import transformers  # noqa: E402
 from transformers import AutoImageProcessor  # noqa: E402
 
+from vp_sanitizers import preload_sanitizers  # noqa: E402
+
+preload_sanitizers()
 lib = ctypes.CDLL(os.environ["VP_LIB"])
 P = ctypes.c_void_p
 lib.vp_image_load.argtypes = [ctypes.POINTER(P), ctypes.c_char_p]

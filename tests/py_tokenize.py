@@ -32,6 +32,9 @@ import gen_text  # noqa: E402
 
 from transformers import AutoTokenizer, CLIPTokenizer, SiglipTokenizer  # noqa: E402
 
+from vp_sanitizers import preload_sanitizers  # noqa: E402
+
+preload_sanitizers()
 lib = ctypes.CDLL(os.environ["VP_LIB"])
 P = ctypes.c_void_p
 lib.vp_tokenizer_open.argtypes = [ctypes.POINTER(P), ctypes.c_char_p]
