@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A longer fuzzing campaign for one target, then a minimised corpus for CI:
 #   fuzz/campaign.sh TARGET SECONDS [MAX_SEED_BYTES]     (SECONDS 0: only merge)
+# FUZZ_MAX_LEN sets libFuzzer's -max_len (default 1048576; longer corpus
+# inputs are truncated to it, and small targets run faster with less).
 # Needs the build and seed corpus that fuzz/run.sh makes (run `fuzz/run.sh 1`
 # first). Runs TARGET at the lowest priority (nice 19) for SECONDS on
 # build-fuzz/corpus/TARGET plus fuzz/corpus/TARGET, prints libFuzzer's final
@@ -9,7 +11,7 @@
 # replays in full. Large inputs stay out of the repository: run.sh seeds the
 # targets with the fixtures and conformance checkpoints anyway.
 set -euo pipefail
-t=$1 secs=$2 maxb=${3:-4096}
+t=$1 secs=$2 maxb=${3:-4096} maxlen=${FUZZ_MAX_LEN:-1048576}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
 bin=$build/fuzz/$t
@@ -20,7 +22,7 @@ log=$build/campaign-$t.log
 set +e
 rc=0
 if [ "$secs" != 0 ]; then
-  nice -n 19 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 -timeout=30 \
+  nice -n 19 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$maxlen" -timeout=30 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" "$work" "$keep" >"$log" 2>&1
   rc=$?
 fi

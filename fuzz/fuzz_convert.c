@@ -340,20 +340,47 @@ static const char *const PREFIXES[8] = {
 };
 
 /* ---- the tensor table being built ------------------------------------------ */
+/* Entries stay in insertion order (the file's order); a deleted one is only
+ * marked, and a name hash finds entries without scanning the table (a
+ * preset's few hundred names made the scan with the fuzzer's strcmp hooks
+ * a tenth of each run). */
+#define FZ_CAP_ENTRIES (FZ_MAX_ENTRIES + FZ_MAX_EDITS)
+#define FZ_HASH 2048                 /* > 2 x FZ_CAP_ENTRIES, a power of two */
 typedef struct ent {
     char name[200];
     vp_dtype dtype;
     int ndim;
     int64_t shape[VP_MAX_DIMS];
+    uint32_t hash;
+    bool dead;
 } ent;
 
-typedef struct table { ent *e; size_t n; } table;
+typedef struct table {
+    ent *e;
+    size_t n, live;                  /* entries used (dead included), live ones */
+    uint16_t slot[FZ_HASH];          /* entry index + 1; 0 = empty */
+} table;
 
-static ent *find_ent(table *t, const char *name)
+static uint32_t name_hash(const char *s)
 {
-    for (size_t i = 0; i < t->n; i++)
-        if (!strcmp(t->e[i].name, name)) return &t->e[i];
-    return NULL;
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* The live entry called name, or NULL; *free_slot receives the empty slot
+ * where it would go. */
+static ent *find_ent(table *t, const char *name, size_t *free_slot)
+{
+    uint32_t h = name_hash(name);
+    for (size_t i = h & (FZ_HASH - 1);; i = (i + 1) & (FZ_HASH - 1)) {
+        if (!t->slot[i]) {
+            if (free_slot) *free_slot = i;
+            return NULL;
+        }
+        ent *e = &t->e[t->slot[i] - 1];
+        if (!e->dead && e->hash == h && !strcmp(e->name, name)) return e;
+    }
 }
 
 static bool small_enough(int ndim, const int64_t *shape)
@@ -377,11 +404,16 @@ static bool small_enough(int ndim, const int64_t *shape)
 static void put(table *t, const char *name, vp_dtype dt, int ndim, const int64_t *shape)
 {
     if (!*name || !small_enough(ndim, shape)) return;
-    ent *e = find_ent(t, name);
+    size_t slot = 0;
+    ent *e = find_ent(t, name, &slot);
     if (!e) {
-        if (t->n >= FZ_MAX_ENTRIES) return;
+        if (t->live >= FZ_MAX_ENTRIES || t->n >= FZ_CAP_ENTRIES) return;
         e = &t->e[t->n++];
+        t->live++;
         snprintf(e->name, sizeof e->name, "%s", name);
+        e->hash = name_hash(name);
+        e->dead = false;
+        t->slot[slot] = (uint16_t)t->n;
     }
     e->dtype = dt;
     e->ndim = ndim;
@@ -390,11 +422,10 @@ static void put(table *t, const char *name, vp_dtype dt, int ndim, const int64_t
 
 static void del(table *t, const char *name)
 {
-    ent *e = find_ent(t, name);
+    ent *e = find_ent(t, name, NULL);
     if (!e) return;
-    size_t i = (size_t)(e - t->e);
-    memmove(e, e + 1, (t->n - i - 1) * sizeof *e);
-    t->n--;
+    e->dead = true;                  /* its slot stays, so later probes go past it */
+    t->live--;
 }
 
 static void tmpl_name(char *buf, size_t len, const char *pre, const tmpl *tp, int layer)
@@ -538,71 +569,99 @@ static void base_opts(run_opts *ro)
 }
 
 /* ---- the structured mode ---------------------------------------------------- */
-/* Names may hold any character, but vp_st_writer refuses control
- * characters: names carry FZ_NL where a newline goes, and the written
- * header's "~NL~" become JSON's "\n", padded with spaces to the header's
- * size (so the data offsets stay). */
+/* Names may hold any character: names carry FZ_NL where a newline goes,
+ * written as JSON's "\n" in the header (the converter and the writer must
+ * cope with names vp_st_writer itself would refuse to write). */
 #define FZ_NL "~NL~"
 
-static int put_newlines(const char *path)
+static uint64_t ent_bytes(const ent *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    uint8_t len8[8];
-    uint64_t hlen = 0;
-    if (fread(len8, 1, 8, f) != 8) { fclose(f); return -1; }
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
-    fseek(f, 0, SEEK_END);
-    long total = ftell(f);
-    if (total < 8 || hlen > (uint64_t)total - 8) { fclose(f); return -1; }
-    char *buf = malloc((size_t)total);
-    fseek(f, 0, SEEK_SET);
-    size_t got = buf ? fread(buf, 1, (size_t)total, f) : 0;
-    fclose(f);
-    if (got != (size_t)total) { free(buf); return -1; }
-    char *h = buf + 8, *end = h + hlen;
-    if (!memmem(h, hlen, FZ_NL, 4)) { free(buf); return VP_OK; }
-    size_t w = 0;                    /* rewrite the header in place (it only shrinks) */
-    for (char *q = h; q < end;) {
-        if (end - q >= 4 && !memcmp(q, FZ_NL, 4)) { h[w++] = '\\'; h[w++] = 'n'; q += 4; }
-        else h[w++] = *q++;
-    }
-    memset(h + w, ' ', hlen - w);   /* the header keeps its size: trailing spaces are allowed */
-    f = fopen(path, "wb");
-    if (!f) { free(buf); return -1; }
-    fwrite(buf, 1, (size_t)total, f);
-    fclose(f);
-    free(buf);
-    return VP_OK;
+    uint64_t n = vp_dtype_size(e->dtype);
+    for (int d = 0; d < e->ndim; d++) n *= (uint64_t)e->shape[d];
+    return n;
 }
 
+static void put_json_name(vp_buf *b, const char *s)
+{
+    vp__buf_add(b, "\"", 1);
+    for (const char *q = s; *q;) {
+        size_t k = strcspn(q, "~\"\\");          /* a run that needs no escape */
+        vp__buf_add(b, q, k);
+        q += k;
+        if (!*q) break;
+        if (!strncmp(q, FZ_NL, 4)) { vp__buf_add(b, "\\n", 2); q += 4; continue; }
+        if (*q != '~') vp__buf_add(b, "\\", 1);
+        vp__buf_add(b, q++, 1);
+    }
+    vp__buf_add(b, "\"", 1);
+}
+
+static int write_all_at(int fd, const void *p, size_t n, uint64_t off)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t k = pwrite(fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
+        if (k <= 0) return -1;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* The table as a safetensors file, as safetensors' writer lays it out (a
+ * JSON header padded with spaces to 8 bytes, then the data in header
+ * order). The data is a hole (zeros) but for the first FZ_FILL_BYTES of
+ * each tensor, which hold the fill byte when it is non-zero: the values
+ * only matter to the few scalars and buffers the converter reads and to
+ * the dtype conversion, which treats every element alike, and writing
+ * megabytes of fill per run was a third of its time. */
+#define FZ_FILL_BYTES 4096
 static int write_table(const char *path, const table *t, uint8_t fill)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < t->n; i++) {
-        uint64_t n = vp_dtype_size(t->e[i].dtype);
-        for (int d = 0; d < t->e[i].ndim; d++) n *= (uint64_t)t->e[i].shape[d];
-        total += n;
+        if (t->e[i].dead) continue;
+        total += ent_bytes(&t->e[i]);
         if (total > FZ_MAX_BYTES) return -1;
     }
-    vp_st_writer *w = NULL;
-    int rc = vp_st_writer_open(&w, path);
-    for (size_t i = 0; rc == VP_OK && i < t->n; i++)
-        rc = vp_st_writer_add(w, t->e[i].name, t->e[i].dtype, t->e[i].ndim, t->e[i].shape);
-    static uint8_t buf[65536];
-    memset(buf, fill, sizeof buf);
-    for (size_t i = 0; rc == VP_OK && i < t->n; i++) {
-        uint64_t n = vp_dtype_size(t->e[i].dtype);
-        for (int d = 0; d < t->e[i].ndim; d++) n *= (uint64_t)t->e[i].shape[d];
-        while (rc == VP_OK && n) {
-            size_t k = n < sizeof buf ? (size_t)n : sizeof buf;
-            rc = vp_st_writer_write(w, buf, k);
-            n -= k;
+    vp_buf b = {0};
+    vp__buf_add(&b, "{", 1);
+    uint64_t off = 0;
+    bool first = true;
+    for (size_t i = 0; i < t->n; i++) {
+        const ent *e = &t->e[i];
+        if (e->dead) continue;
+        if (!first) vp__buf_add(&b, ",", 1);
+        first = false;
+        put_json_name(&b, e->name);
+        vp__buf_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", vp_dtype_st_name(e->dtype));
+        for (int d = 0; d < e->ndim; d++) vp__buf_printf(&b, d ? ",%lld" : "%lld", (long long)e->shape[d]);
+        uint64_t n = ent_bytes(e);
+        vp__buf_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + n));
+        off += n;
+    }
+    vp__buf_add(&b, "}", 1);
+    while (!b.oom && b.n % 8) vp__buf_add(&b, " ", 1);
+    if (b.oom) { vp__buf_free(&b); return -1; }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) abort();
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)b.n >> (8 * i));
+    int rc = write_all_at(fd, le, 8, 0) || write_all_at(fd, b.p, b.n, 8) ? -1 : 0;
+    uint64_t data = 8 + (uint64_t)b.n;
+    vp__buf_free(&b);
+    if (!rc && fill) {
+        static uint8_t buf[FZ_FILL_BYTES];
+        memset(buf, fill, sizeof buf);
+        off = 0;
+        for (size_t i = 0; !rc && i < t->n; i++) {
+            if (t->e[i].dead) continue;
+            uint64_t n = ent_bytes(&t->e[i]);
+            rc = write_all_at(fd, buf, n < sizeof buf ? (size_t)n : sizeof buf, data + off);
+            off += n;
         }
     }
-    if (rc == VP_OK) rc = vp_st_writer_finish(w);
-    vp_st_writer_close(w);
-    return rc == VP_OK ? put_newlines(path) : rc;
+    if (!rc && ftruncate(fd, (off_t)(data + total))) rc = -1;
+    close(fd);
+    return rc;
 }
 
 static void structured(const uint8_t *data, size_t size)
@@ -638,8 +697,10 @@ static void structured(const uint8_t *data, size_t size)
     }
     if (!(fill & 0x80)) fill = 0;    /* mostly zeros: integer buffers then read as absent */
 
-    table t = {calloc(FZ_MAX_ENTRIES, sizeof(ent)), 0};
-    if (!t.e) return;
+    static table t;
+    memset(&t, 0, sizeof t);
+    static ent entries[FZ_CAP_ENTRIES];
+    t.e = entries;
     int pr = (fam >> 3) & 7, var = fam >> 7;
     add_preset(&t, pr, var, v);
     /* CLIPSeg's default extract_layers [3, 6, 9] needs 10 vision layers:
@@ -704,9 +765,8 @@ static void structured(const uint8_t *data, size_t size)
     snprintf(path, sizeof path, "%s/in.safetensors", g_base);
     char err[1024];
     if (write_table(path, &t, fill) == VP_OK) convert_and_check(path, &ro, err, sizeof err);
-    else if (g_verbose) fprintf(stderr, "fuzz_convert: the table (%zu tensors) was not written\n", t.n);
+    else if (g_verbose) fprintf(stderr, "fuzz_convert: the table (%zu tensors) was not written\n", t.live);
     unlink(path);
-    free(t.e);
 }
 
 /* ---- the whole-file mode ----------------------------------------------------- */

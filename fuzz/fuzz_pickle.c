@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (v || !*msg || strchr(msg, '\n')) abort();
     }
     if (src->arena.used > src->arena.cap) abort();
+    /* the VM's own bound (config.h): its values alone stay within it */
+    if (src->arena.used > (size_t)VP_PICKLE_MEM_PER_BYTE * size + VP_PICKLE_MEM_FIXED) abort();
     vp_source_close(src);
 
     if (size >= 2 && data[0] == 0x80 && data[1] <= 5) fz_run(data, size, NULL);

@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,28 @@ typedef struct vm {
     size_t sp, stack_cap;
     size_t *marks;                 /* stack heights at each MARK */
     size_t nmarks, marks_cap;
-    memo_slot *memo;
-    size_t memo_cap, memo_count;
+    memo_slot *memo;               /* keys off the dense run (hash, load <= 1/2) */
+    size_t memo_cap, nhash;        /* slots, keys in use */
+    size_t memo_count;             /* distinct keys, as len(memo) */
+    vp_value **dense;              /* memo keys 0 .. ndense-1, as MEMOIZE and PUT make them */
+    size_t ndense, dense_cap;
     vp_persid_fn persid;
     void *ud;
-    vp_value *none, *vtrue, *vfalse, *empty_tuple;
+    vp_value *none, *vtrue, *vfalse, *empty_tuple, *empty_str, *empty_bytes;
+    vp_value **small_ints;         /* SMALL_INT_MIN .. SMALL_INT_MAX, made when first used */
+    /* The memory bound (config.h): what the VM holds (its arena use since it
+     * started, the stack, marks and memo) stays within budget. */
+    size_t budget, arena0;
+    bool over;                     /* an allocation was refused for the budget */
 } vm;
+
+/* A tuple of one or two items keeps them in its args and state fields. */
+_Static_assert(offsetof(vp_value, state) == offsetof(vp_value, args) + sizeof(vp_value *),
+               "vp_value.args and .state must be adjacent");
+
+#define SMALL_INT_MIN (-16)
+#define SMALL_INT_MAX 1023
+#define SMALL_INT_COUNT ((size_t)(SMALL_INT_MAX - SMALL_INT_MIN + 1))
 
 static const char *op_name(uint8_t op)
 {
@@ -73,21 +90,70 @@ static int fail(vm *m, int code, const char *fmt, ...)
     return vp__err(m->src, code, "%s: %s (%s at byte %zu)", m->label, msg, op_name(m->op), m->op_off);
 }
 
+static size_t held(const vm *m)
+{
+    size_t a = m->src->arena.used - m->arena0;
+    return a + (m->stack_cap + m->marks_cap + m->dense_cap) * sizeof(void *) + m->memo_cap * sizeof(memo_slot) +
+           (m->small_ints ? SMALL_INT_COUNT * sizeof(vp_value *) : 0);
+}
+
+/* Whether n more bytes fit the budget; records a refusal. */
+static bool fits(vm *m, size_t n)
+{
+    size_t h = held(m);
+    if (h <= m->budget && n <= m->budget - h) return true;
+    m->over = true;
+    return false;
+}
+
+static int over_budget(vm *m)
+{
+    return fail(m, VP_ERR_LIMIT,
+                "its values would take more than %zu bytes (VP_PICKLE_MEM_PER_BYTE = %u bytes per byte of its %zu, "
+                "plus VP_PICKLE_MEM_FIXED)", m->budget, VP_PICKLE_MEM_PER_BYTE, (size_t)(m->end - m->start));
+}
+
 static int nomem(vm *m)
 {
+    if (m->over) return over_budget(m);
     return fail(m, VP_ERR_LIMIT, "pickle values exceed the memory limit of %zu bytes", m->src->arena.cap);
+}
+
+/* Arena memory for the VM, within the budget. */
+static void *palloc(vm *m, size_t n)
+{
+    if (!fits(m, (n + 15) & ~(size_t)15)) return NULL;
+    return vp__arena_alloc(&m->src->arena, n);
+}
+
+static char *pstrndup(vm *m, const char *s, size_t n)
+{
+    if (n == SIZE_MAX || !fits(m, (n + 16) & ~(size_t)15)) return NULL;
+    return vp__arena_strndup(&m->src->arena, s, n);
 }
 
 /* ---- values ---------------------------------------------------------------- */
 static vp_value *new_value(vm *m, vp_kind kind)
 {
-    vp_value *v = vp__arena_alloc(&m->src->arena, sizeof *v);
+    vp_value *v = palloc(m, sizeof *v);
     if (v) v->kind = (uint8_t)kind;
     return v;
 }
 
+/* Ints are immutable: small ones are made once and shared (BININT1 is
+ * two bytes; a 64-byte value each was the pickle's costliest opcode). */
 static vp_value *new_int(vm *m, int64_t i)
 {
+    if (i >= SMALL_INT_MIN && i <= SMALL_INT_MAX) {
+        if (!m->small_ints) {
+            if (!fits(m, SMALL_INT_COUNT * sizeof *m->small_ints)) return NULL;
+            m->small_ints = vp__calloc(SMALL_INT_COUNT, sizeof *m->small_ints);
+            if (!m->small_ints) return NULL;
+        }
+        vp_value **slot = &m->small_ints[i - SMALL_INT_MIN];
+        if (!*slot && (*slot = new_value(m, VP_V_INT))) (*slot)->u.i = i;
+        return *slot;
+    }
     vp_value *v = new_value(m, VP_V_INT);
     if (v) v->u.i = i;
     return v;
@@ -96,9 +162,10 @@ static vp_value *new_int(vm *m, int64_t i)
 /* STR or BYTES holding a copy of s[0..n). */
 static vp_value *new_text(vm *m, vp_kind kind, const void *s, size_t n)
 {
+    if (kind == VP_V_STR && n == 0 && m->empty_str) return m->empty_str;   /* immutable: shared */
     vp_value *v = new_value(m, kind);
     if (!v) return NULL;
-    v->text = vp__arena_strndup(&m->src->arena, (const char *)s, n);
+    v->text = pstrndup(m, (const char *)s, n);
     if (!v->text) return NULL;
     v->len = n;
     return v;
@@ -109,7 +176,7 @@ static vp_value *new_other(vm *m, int sub, const char *text)
     vp_value *v = new_value(m, VP_V_OTHER);
     if (!v) return NULL;
     v->sub = (uint8_t)sub;
-    v->text = vp__arena_strndup(&m->src->arena, text, strlen(text));
+    v->text = pstrndup(m, text, strlen(text));
     return v->text ? v : NULL;
 }
 
@@ -136,7 +203,10 @@ static int new_seq(vm *m, vp_kind kind, vp_value **items, size_t n, vp_value **o
     if (!v) return nomem(m);
     v->depth = 1;
     if (n) {
-        v->items = vp__arena_alloc(&m->src->arena, n * sizeof *v->items);
+        /* a tuple of one or two keeps them in its args and state fields,
+         * which tuples do not use (BUILD refuses a tuple) */
+        if (kind == VP_V_TUPLE && n <= 2) v->items = &v->args;
+        else v->items = palloc(m, n * sizeof *v->items);
         if (!v->items) return nomem(m);
         memcpy(v->items, items, n * sizeof *items);
         for (size_t i = 0; i < n; i++) {
@@ -291,7 +361,7 @@ static int reserve(vm *m, vp_value *c, size_t want)
     while (cap < want) cap *= 2;
     if (cap > VP_PICKLE_MAX_ITEMS) cap = VP_PICKLE_MAX_ITEMS;
     size_t st = stride_of(c);
-    vp_value **items = vp__arena_alloc(&m->src->arena, cap * st * sizeof *items);
+    vp_value **items = palloc(m, cap * st * sizeof *items);
     if (!items) return nomem(m);
     if (c->len) memcpy(items, c->items, c->len * st * sizeof *items);
     c->items = items;
@@ -315,7 +385,7 @@ static int reindex(vm *m, vp_value *c)
 {
     size_t slots = 32;
     while (slots < c->len * 4) slots *= 2;
-    uint32_t *idx = vp__arena_alloc(&m->src->arena, slots * sizeof *idx);
+    uint32_t *idx = palloc(m, slots * sizeof *idx);
     if (!idx) return nomem(m);
     c->u.index = idx;
     c->aux = (uint32_t)slots;
@@ -549,7 +619,7 @@ static int new_bigint(vm *m, bool neg, const char *digits, size_t n, vp_value **
 {
     while (n > 1 && *digits == '0') { digits++; n--; }
     vp_value *v = new_value(m, VP_V_INT);
-    char *t = v ? vp__arena_alloc(&m->src->arena, n + 2) : NULL;
+    char *t = v ? palloc(m, n + 2) : NULL;
     if (!t) return nomem(m);
     size_t o = 0;
     if (neg) t[o++] = '-';
@@ -820,7 +890,7 @@ static int new_tensor_value(vm *m, const vp_value *st, vp_dtype dt, int64_t off,
 {
     if (st->kind != VP_V_OTHER || st->sub != VP_O_STORAGE)
         return fail(m, VP_ERR_FORMAT, "tensor rebuilt from a %s, not a storage", vp__value_kind_name(st));
-    vp_tensor_rec *t = vp__arena_alloc(&m->src->arena, sizeof *t);
+    vp_tensor_rec *t = palloc(m, sizeof *t);
     vp_value *v = t ? new_value(m, VP_V_TENSOR) : NULL;
     if (!v) return nomem(m);
     int nd2 = 0, rc;
@@ -1084,7 +1154,9 @@ static int push(vm *m, vp_value *v)
     if (m->sp == m->stack_cap) {
         if (m->stack_cap >= VP_PICKLE_MAX_STACK)
             return fail(m, VP_ERR_LIMIT, "more than %u values on the stack (VP_PICKLE_MAX_STACK)", VP_PICKLE_MAX_STACK);
-        size_t cap = m->stack_cap ? m->stack_cap * 2 : 256;
+        size_t cap = m->stack_cap + m->stack_cap / 2;   /* 1.5x: at most 12 bytes per value */
+        if (cap > VP_PICKLE_MAX_STACK) cap = VP_PICKLE_MAX_STACK;
+        if (!fits(m, (cap - m->stack_cap) * sizeof *m->stack)) return over_budget(m);
         vp_value **s = vp__realloc(m->stack, cap * sizeof *s);
         if (!s) return fail(m, VP_ERR_NOMEM, "out of memory");
         m->stack = s;
@@ -1112,9 +1184,13 @@ static int pop_mark(vm *m, size_t *base)
     return VP_OK;
 }
 
+/* The memo: keys 0, 1, 2, ... (what MEMOIZE and the PUTs of pickle.py
+ * write) go in a dense array, 8 bytes a key; any other key in a hash table
+ * (LONG_BINPUT spends 5 bytes of input on one). */
 static int memo_grow(vm *m)
 {
-    size_t cap = m->memo_cap ? m->memo_cap * 2 : 256;
+    size_t cap = m->memo_cap ? m->memo_cap * 2 : 64;
+    if (!fits(m, (cap - m->memo_cap) * sizeof *m->memo)) return over_budget(m);
     memo_slot *s = vp__calloc(cap, sizeof *s);
     if (!s) return fail(m, VP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < m->memo_cap; i++) {
@@ -1143,22 +1219,42 @@ static int memo_put(vm *m, uint64_t key)
     int rc = need(m, 1);
     if (rc) return rc;
     if (key > UINT32_MAX) return fail(m, VP_ERR_LIMIT, "memo index %llu beyond 2^32", (unsigned long long)key);
+    vp_value *v = m->stack[m->sp - 1];
+    if (key < m->ndense) { m->dense[key] = v; return VP_OK; }
     memo_slot *s = memo_find(m, key);
-    if (s) { s->v = m->stack[m->sp - 1]; return VP_OK; }
+    if (key == m->ndense) {   /* the next dense key: moves out of the hash if it was there */
+        if (m->ndense == m->dense_cap) {
+            size_t cap = m->dense_cap ? m->dense_cap + m->dense_cap / 2 : 64;
+            if (!fits(m, (cap - m->dense_cap) * sizeof *m->dense)) return over_budget(m);
+            vp_value **d = vp__realloc(m->dense, cap * sizeof *d);
+            if (!d) return fail(m, VP_ERR_NOMEM, "out of memory");
+            m->dense = d;
+            m->dense_cap = cap;
+        }
+        if (!s && m->memo_count >= VP_PICKLE_MAX_MEMO)
+            return fail(m, VP_ERR_LIMIT, "more than %u memo entries (VP_PICKLE_MAX_MEMO)", VP_PICKLE_MAX_MEMO);
+        m->dense[m->ndense++] = v;
+        if (s) s->v = NULL;            /* stale: the dense entry is looked at first */
+        else m->memo_count++;
+        return VP_OK;
+    }
+    if (s) { s->v = v; return VP_OK; }
     if (m->memo_count >= VP_PICKLE_MAX_MEMO)
         return fail(m, VP_ERR_LIMIT, "more than %u memo entries (VP_PICKLE_MAX_MEMO)", VP_PICKLE_MAX_MEMO);
-    if ((m->memo_count + 1) * 2 > m->memo_cap && (rc = memo_grow(m))) return rc;
+    if ((m->nhash + 1) * 2 > m->memo_cap && (rc = memo_grow(m))) return rc;
     size_t j = mix(key) & (m->memo_cap - 1);
     while (m->memo[j].used) j = (j + 1) & (m->memo_cap - 1);
     m->memo[j].used = 1;
     m->memo[j].key = (uint32_t)key;
-    m->memo[j].v = m->stack[m->sp - 1];
+    m->memo[j].v = v;
+    m->nhash++;
     m->memo_count++;
     return VP_OK;
 }
 
 static int memo_get(vm *m, uint64_t key)
 {
+    if (key < m->ndense) return push(m, m->dense[key]);
     memo_slot *s = memo_find(m, key);
     if (!s) return fail(m, VP_ERR_FORMAT, "memo index %llu is not defined", (unsigned long long)key);
     return push(m, s->v);
@@ -1431,7 +1527,9 @@ static int op_mark(vm *m)
     if (m->nmarks == m->marks_cap) {
         if (m->marks_cap >= VP_PICKLE_MAX_STACK)
             return fail(m, VP_ERR_LIMIT, "more than %u MARKs (VP_PICKLE_MAX_STACK)", VP_PICKLE_MAX_STACK);
-        size_t cap = m->marks_cap ? m->marks_cap * 2 : 64;
+        size_t cap = m->marks_cap ? m->marks_cap + m->marks_cap / 2 : 64;
+        if (cap > VP_PICKLE_MAX_STACK) cap = VP_PICKLE_MAX_STACK;
+        if (!fits(m, (cap - m->marks_cap) * sizeof *m->marks)) return over_budget(m);
         size_t *p = vp__realloc(m->marks, cap * sizeof *p);
         if (!p) return fail(m, VP_ERR_NOMEM, "out of memory");
         m->marks = p;
@@ -1503,7 +1601,8 @@ static int op_scalar(vm *m, uint8_t op)
         break;
     case 'B': case 'C': case 0x8e: case 0x96:
         if ((rc = take_counted(m, op == 'B' ? 4 : op == 'C' ? 1 : 8, &s, &n))) return rc;
-        if ((v = new_text(m, VP_V_BYTES, s, n)) && op == 0x96) v->sub = VP_SUB_BYTEARRAY;
+        if (n == 0 && op != 0x96) v = m->empty_bytes;   /* immutable: shared (a bytearray is not) */
+        else if ((v = new_text(m, VP_V_BYTES, s, n)) && op == 0x96) v->sub = VP_SUB_BYTEARRAY;
         break;
     }
     if (rc) return rc;
@@ -1610,11 +1709,21 @@ int vp__pickle_load(vp_source *src, const uint8_t *data, size_t n, const char *l
     m.persid = persid;
     m.ud = ud;
     *out = NULL;
+    m.arena0 = src->arena.used;
+    uint64_t budget;
+    /* less what the count does not see: the arena's current block (64 KB,
+     * partly used) and the allocator's own headers */
+    if (vp__mul_u64(n, VP_PICKLE_MEM_PER_BYTE, &budget) && budget <= SIZE_MAX - VP_PICKLE_MEM_FIXED)
+        m.budget = (size_t)budget + VP_PICKLE_MEM_FIXED - (128u << 10);
+    else
+        m.budget = SIZE_MAX;
     m.none = singleton(&m, VP_V_NONE, 0);
     m.vtrue = singleton(&m, VP_V_BOOL, 1);
     m.vfalse = singleton(&m, VP_V_BOOL, 0);
     m.empty_tuple = singleton(&m, VP_V_TUPLE, 0);
-    if (!m.none || !m.vtrue || !m.vfalse || !m.empty_tuple) return nomem(&m);
+    m.empty_str = new_text(&m, VP_V_STR, "", 0);
+    m.empty_bytes = new_text(&m, VP_V_BYTES, "", 0);
+    if (!m.none || !m.vtrue || !m.vfalse || !m.empty_tuple || !m.empty_str || !m.empty_bytes) return nomem(&m);
     m.empty_tuple->depth = 1;
     /* the stack is never NULL, so that stack + base is always defined */
     m.stack_cap = 256;
@@ -1638,10 +1747,15 @@ int vp__pickle_load(vp_source *src, const uint8_t *data, size_t n, const char *l
             break;
         }
         if ((rc = step(&m, m.op))) break;
+        /* what the step allocated outside palloc (a persistent-id loader's
+         * values) counts too */
+        if (held(&m) > m.budget) { rc = over_budget(&m); break; }
     }
     vp__free(m.stack);
     vp__free(m.marks);
     vp__free(m.memo);
+    vp__free(m.dense);
+    vp__free(m.small_ints);
     return rc;
 }
 

@@ -82,7 +82,12 @@ double vp_value_float(const vp_value *v)
     return 0;
 }
 
-const vp_value *vp_value_state(const vp_value *v) { return v ? v->state : NULL; }
+/* Only the kinds BUILD gives a state: a tuple of one or two items keeps its
+ * items in the state field (pickle.c). */
+const vp_value *vp_value_state(const vp_value *v)
+{
+    return v && (v->kind == VP_V_OBJECT || v->kind == VP_V_TENSOR || v->kind == VP_V_DICT) ? v->state : NULL;
+}
 
 const vp_value *vp_value_args(const vp_value *v)
 {
