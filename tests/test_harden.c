@@ -234,38 +234,23 @@ static void crc_checks(void)
 /* ---- finding 3: memory bounded by a small multiple of the input --------- */
 /* An allocator that counts live bytes (a header before each block keeps
  * its size) and the peak. */
-typedef struct counting { size_t live, peak; } counting;
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)osize;
-    counting *c = ud;
-    size_t *h = ptr ? (size_t *)ptr - 2 : NULL;
-    if (h) c->live -= h[0];
-    if (nsize == 0) { free(h); return NULL; }
-    size_t *q = realloc(h, nsize + 2 * sizeof *q);
-    if (!q) { if (h) c->live += h[0]; return NULL; }
-    q[0] = nsize;
-    c->live += nsize;
-    if (c->live > c->peak) c->peak = c->live;
-    return q + 2;
-}
 
 /* cJSON takes hooks without a context: they count into this one. (The
  * safetensors reader once built a cJSON tree outside the library's
  * allocator; counting it too keeps this test able to see that.) */
-static counting *cjson_count;
-static void *cjson_malloc(size_t n) { return counting_alloc(cjson_count, NULL, 0, n); }
-static void cjson_free(void *p) { if (p) counting_alloc(cjson_count, p, 0, 0); }
+static tu_counting *cjson_count;
+static void *cjson_malloc(size_t n) { return tu_counting_alloc(cjson_count, NULL, 0, n); }
+static void cjson_free(void *p) { if (p) tu_counting_alloc(cjson_count, p, 0, 0); }
 
 /* Peak bytes allocated while opening (and closing) path: the library's
  * allocator hook, and cJSON's. */
 static size_t peak_open(const char *path, int *rc, size_t *count)
 {
-    counting c = {0, 0};
+    tu_counting c = {0, 0};
     cjson_count = &c;
     cJSON_Hooks hooks = {cjson_malloc, cjson_free};
     cJSON_InitHooks(&hooks);
-    vp__set_allocator(counting_alloc, &c);
+    vp__set_allocator(tu_counting_alloc, &c);
     vp_source *src = NULL;
     *rc = vp_source_open(&src, path, NULL);
     *count = vp_source_count(src);

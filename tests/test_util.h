@@ -132,4 +132,9 @@ void tu_conv_free(tu_conv *c);
  * -1 when it could not be run. */
 int tu_run(char *const argv[], const char *cwd, const char *errpath);
 
+/* An allocator (vp_alloc_fn) that counts the live bytes it hands out and
+ * their peak, keeping each block's size in a header before it. */
+typedef struct tu_counting { size_t live, peak; } tu_counting;
+void *tu_counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
 #endif

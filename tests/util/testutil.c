@@ -373,3 +373,18 @@ int tu_run(char *const argv[], const char *cwd, const char *errpath)
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return -1;
 }
+
+void *tu_counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)osize;
+    tu_counting *c = ud;
+    size_t *h = ptr ? (size_t *)ptr - 2 : NULL;
+    if (h) c->live -= h[0];
+    if (nsize == 0) { free(h); return NULL; }
+    size_t *q = realloc(h, nsize + 2 * sizeof *q);
+    if (!q) { if (h) c->live += h[0]; return NULL; }
+    q[0] = nsize;
+    c->live += nsize;
+    if (c->live > c->peak) c->peak = c->live;
+    return q + 2;
+}
