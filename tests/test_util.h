@@ -104,7 +104,7 @@ typedef struct tu_conv {
     char *logged;              /* with log: the stderr output, "" if none */
     double secs;               /* wall time */
     int verified;              /* 1 passed, -1 not verified (the engine cannot run the model), 0 not run */
-    char note[1024];           /* "verified CLASS against the CHECK: largest difference ...", "not verified: WHY" */
+    char note[1536];           /* "verified CLASS against the CHECK: largest difference ...", "not verified: WHY" */
     /* the runner's own */
     const char *out;
     const char *sets[64];

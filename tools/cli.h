@@ -43,14 +43,11 @@ cJSON *vp_cli_verify_json(const vp_verify *v, int rc);
 void vp_cli_json_set(cJSON *obj, const char *key, cJSON *val);
 /* j as indented JSON text and a newline on stdout. */
 void vp_cli_json_print(const cJSON *j);
-void vp_cli_verify_summary(const vp_verify *v, char *buf, size_t len);
-/* vp_convert_opts.verify for `vitport convert` (arg: a vp_cli_convert_check). */
+/* vp_convert_opts.verify for `vitport convert` (arg: a vp_cli_convert_check):
+ * the library's vp_verify_convert, with the progress line and --json. */
 typedef struct vp_cli_convert_check {
-    const char *out_dir;         /* named in messages instead of the temporary directory */
-    int quiet, threads, no_crc;
-    int ran, rc, engine_missing; /* what happened */
-    char summary[1536];          /* "verified CLASS against the ...: largest difference ..." or
-                                    "not verified: ..." */
+    vp_verify_convert_state st;  /* out_dir, no_crc in; what happened out (st.v: caller frees) */
+    int quiet;
     cJSON *json;                 /* the comparisons, for --json (caller deletes) */
 } vp_cli_convert_check;
 int vp_cli_convert_verify(void *arg, const char *tmp_dir, const char *src, const char *key,

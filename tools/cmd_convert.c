@@ -225,9 +225,9 @@ int cmd_convert(int argc, char **argv)
 
     vp_cli_convert_check ck;
     memset(&ck, 0, sizeof ck);
-    ck.out_dir = check_only ? "the converted model" : pos[1];
+    ck.st.out_dir = check_only ? "the converted model" : pos[1];
     ck.quiet = o.quiet;
-    ck.no_crc = o.no_crc;
+    ck.st.no_crc = o.no_crc;
     if (!no_verify) { o.verify = vp_cli_convert_verify; o.verify_arg = &ck; }
 
     char err[2048];
@@ -244,6 +244,7 @@ int cmd_convert(int argc, char **argv)
         if (check_only) vp_cli_json_set(sj, "config", cJSON_CreateNull());
     }
     cJSON_Delete(ck.json);
+    vp_verify_free(ck.st.v);
     for (int i = 0; i < 3; i++) sigaction(SIGS[i], &old[i], NULL);
     free(sets);
     int signo = atomic_load(&g_signo);
@@ -259,7 +260,7 @@ int cmd_convert(int argc, char **argv)
     }
     if (!o.quiet)
         fprintf(stderr, "vitport convert: %s %s; %s\n", check_only ? "checked" : "wrote", check_only ? pos[0] : pos[1],
-                no_verify ? "not verified (--no-verify)" : ck.summary[0] ? ck.summary : "not verified");
+                no_verify ? "not verified (--no-verify)" : ck.st.summary[0] ? ck.st.summary : "not verified");
     vp_cli_json_print(sj);
     cJSON_Delete(sj);
     return VP_EXIT_OK;

@@ -83,14 +83,6 @@ cJSON *vp_cli_verify_json(const vp_verify *v, int rc)
 }
 
 /* "largest difference 3.1e-06 (last_hidden_state vs the source), tolerance 1e-04" */
-void vp_cli_verify_summary(const vp_verify *v, char *buf, size_t len)
-{
-    const vp_verify_item *w = vp_verify_worst(v);
-    if (!w) { snprintf(buf, len, "no outputs compared"); return; }
-    snprintf(buf, len, "largest difference %.2g (%s vs the %s), tolerance %.2g", w->max_abs, w->name,
-             !strcmp(w->against, "source") ? "source" : "expected outputs", w->tolerance);
-}
-
 int cmd_verify(int argc, char **argv)
 {
     const char *dir = NULL, *pix_path = NULL, *ids_path = NULL;
@@ -173,7 +165,7 @@ int cmd_verify(int argc, char **argv)
     }
     if (!json && !quiet) {
         char line[256];
-        vp_cli_verify_summary(v, line, sizeof line);
+        vp_verify_summary(v, line, sizeof line);
         printf("%s: verified %s against the %s: %s\n", dir, vp_verify_class(v), vp_verify_check(v), line);
     }
     status = VP_EXIT_OK;
@@ -185,69 +177,14 @@ done:
 }
 
 /* ---- the check `vitport convert` runs before publishing ------------------ */
-/* Every occurrence of `from` in s replaced by `to` (messages name the
- * temporary directory the engine opened; the user knows OUT_DIR). */
-static void replace_all(char *s, size_t len, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to);
-    if (!fl) return;
-    char *out = malloc(len);
-    if (!out) return;
-    size_t k = 0;
-    for (const char *p = s; *p && k + 1 < len;) {
-        if (!strncmp(p, from, fl)) {
-            size_t n = tl < len - 1 - k ? tl : len - 1 - k;
-            memcpy(out + k, to, n);
-            k += n;
-            p += fl;
-        } else out[k++] = *p++;
-    }
-    out[k] = 0;
-    memcpy(s, out, k + 1);
-    free(out);
-}
-
 int vp_cli_convert_verify(void *arg, const char *tmp, const char *src, const char *key, const char *family,
                           char *err, size_t errlen)
 {
     vp_cli_convert_check *ck = arg;
-    vp_verify_opts o;
-    memset(&o, 0, sizeof o);
-    o.source = src;
-    o.key = key;
-    o.family = family;
-    o.threads = ck->threads;
-    o.no_crc = ck->no_crc;
-    vp_verify *v = NULL;
-    if (vp_verify_new(&v)) { snprintf(err, errlen, "out of memory"); return VP_ERR_NOMEM; }
     if (!ck->quiet) fprintf(stderr, "vitport convert: verifying against the source model...\n");
-    int rc = vp_verify_run(v, tmp, &o);
-    ck->ran = 1;
-    ck->rc = rc;
-    ck->engine_missing = vp_verify_engine_missing(v);
+    int rc = vp_verify_convert(&ck->st, tmp, src, key, family, err, errlen);
     cJSON_Delete(ck->json);
-    ck->json = vp_cli_verify_json(v, rc);
-    if (ck->json && rc) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", vp_verify_errmsg(v));
-        replace_all(msg, sizeof msg, tmp, ck->out_dir);
-        vp_cli_json_set(ck->json, "error", cJSON_CreateString(msg));
-    }
-    if (rc == VP_OK) {
-        char line[256];
-        vp_cli_verify_summary(v, line, sizeof line);
-        snprintf(ck->summary, sizeof ck->summary, "verified %s against the %s: %s", vp_verify_class(v),
-                 vp_verify_check(v), line);
-    } else if (ck->engine_missing) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", vp_verify_errmsg(v));
-        replace_all(msg, sizeof msg, tmp, ck->out_dir);
-        snprintf(ck->summary, sizeof ck->summary, "not verified: %s", msg);
-        rc = VP_OK;      /* the conversion itself stands; the note says what is missing */
-    } else {
-        snprintf(err, errlen, "%s; nothing written", vp_verify_errmsg(v));
-        replace_all(err, errlen, tmp, ck->out_dir);
-    }
-    vp_verify_free(v);
+    ck->json = ck->st.v ? vp_cli_verify_json(ck->st.v, ck->st.rc) : NULL;
+    if (ck->json && ck->st.rc) vp_cli_json_set(ck->json, "error", cJSON_CreateString(ck->st.error));
     return rc;
 }

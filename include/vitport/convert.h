@@ -51,7 +51,8 @@ typedef struct vp_convert_opts {
      * output directory just before it would be published; non-zero fails
      * the conversion (nothing is written, out_dir is untouched, err says
      * why). `key` is the sub-dictionary converted (or NULL), `family` the
-     * converter's family name. vitport's CLI passes vp_verify_run here. */
+     * converter's family name. vp_verify_convert (vitport/verify.h, arg a
+     * vp_verify_convert_state) is the check `vitport convert` runs. */
     int (*verify)(void *arg, const char *tmp_dir, const char *src_path, const char *key,
                   const char *family, char *err, size_t errlen);
     void *verify_arg;

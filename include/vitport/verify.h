@@ -85,6 +85,36 @@ VP_API const char *vp_verify_check(const vp_verify *v);
 /** The class the engine ran ("" if none). */
 VP_API const char *vp_verify_class(const vp_verify *v);
 
+/** One line on the last run's worst comparison into buf: "largest difference
+ * 9.5e-07 (last_hidden_state vs the source), tolerance 0.0001", or "no
+ * outputs compared". */
+VP_API void vp_verify_summary(const vp_verify *v, char *buf, size_t len);
+
+/* ---- the check a conversion runs before it publishes ------------------- */
+/** State of vp_verify_convert: set the inputs, zero the rest. */
+typedef struct vp_verify_convert_state {
+    const char *out_dir;         /* named in messages instead of the temporary directory (NULL: keep it) */
+    int threads, no_crc;         /* as vp_verify_opts */
+    /* what happened */
+    int ran, rc;                 /* whether it ran, and vp_verify_run's result */
+    int engine_missing;          /* the engine cannot run the model: the conversion stands, not verified */
+    char summary[1536];          /* "verified CLASS against the CHECK: largest difference ..." or
+                                    "not verified: WHY" ("" if it did not run) */
+    char error[1024];            /* the run's failure (vp_verify_errmsg naming out_dir), "" if none */
+    vp_verify *v;                /* the comparisons of the run (the caller frees it: vp_verify_free) */
+} vp_verify_convert_state;
+
+/**
+ * A vp_convert_opts.verify callback (arg: a vp_verify_convert_state):
+ * vp_verify_run on the converted temporary directory against the source,
+ * as `vitport convert` does by default. VP_OK when every output agrees, and
+ * also when the engine cannot run the model (engine_missing set, the summary
+ * says why); otherwise vp_verify_run's code with "...; nothing written" in
+ * err. Messages name out_dir instead of the temporary directory.
+ */
+VP_API int vp_verify_convert(void *arg, const char *tmp_dir, const char *src_path, const char *key,
+                             const char *family, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -415,3 +415,72 @@ int vp_verify_run(vp_verify *v, const char *dir, const vp_verify_opts *o)
 {
     VP__WITH_ALLOC(v ? &v->alloc : vp__alloc_current(), int, vp_verify_run__impl(v, dir, o));
 }
+
+void vp_verify_summary(const vp_verify *v, char *buf, size_t len)
+{
+    const vp_verify_item *w = v ? vp_verify_worst(v) : NULL;
+    if (!w) { snprintf(buf, len, "no outputs compared"); return; }
+    snprintf(buf, len, "largest difference %.2g (%s vs the %s), tolerance %.2g", w->max_abs, w->name,
+             !strcmp(w->against, "source") ? "source" : "expected outputs", w->tolerance);
+}
+
+/* Every occurrence of `from` in s (a buffer of len bytes) replaced by `to`,
+ * truncated to fit: the engine's messages name the temporary directory it
+ * opened, the user knows OUT_DIR. */
+static void replace_all(char *s, size_t len, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    if (!fl || !len) return;
+    char out[4096];
+    size_t cap = len < sizeof out ? len : sizeof out, k = 0;
+    for (const char *p = s; *p && k + 1 < cap;) {
+        if (!strncmp(p, from, fl)) {
+            size_t n = tl < cap - 1 - k ? tl : cap - 1 - k;
+            memcpy(out + k, to, n);
+            k += n;
+            p += fl;
+        } else out[k++] = *p++;
+    }
+    out[k] = 0;
+    memcpy(s, out, k + 1);
+}
+
+int vp_verify_convert(void *arg, const char *tmp_dir, const char *src_path, const char *key, const char *family,
+                      char *err, size_t errlen)
+{
+    vp_verify_convert_state *st = arg;
+    vp_verify_opts o;
+    memset(&o, 0, sizeof o);
+    o.source = src_path;
+    o.key = key;
+    o.family = family;
+    o.threads = st->threads;
+    o.no_crc = st->no_crc;
+    vp_verify_free(st->v);
+    st->v = NULL;
+    st->summary[0] = 0;
+    if (vp_verify_new(&st->v)) { snprintf(err, errlen, "out of memory"); return VP_ERR_NOMEM; }
+    vp_verify *v = st->v;
+    int rc = vp_verify_run(v, tmp_dir, &o);
+    const char *out = st->out_dir ? st->out_dir : tmp_dir;
+    st->ran = 1;
+    st->rc = rc;
+    st->engine_missing = vp_verify_engine_missing(v);
+    st->error[0] = 0;
+    if (rc != VP_OK) {
+        snprintf(st->error, sizeof st->error, "%s", vp_verify_errmsg(v));
+        replace_all(st->error, sizeof st->error, tmp_dir, out);
+    }
+    if (rc == VP_OK) {
+        char line[256];
+        vp_verify_summary(v, line, sizeof line);
+        snprintf(st->summary, sizeof st->summary, "verified %s against the %s: %s", vp_verify_class(v),
+                 vp_verify_check(v), line);
+    } else if (st->engine_missing) {
+        snprintf(st->summary, sizeof st->summary, "not verified: %s", st->error);
+        rc = VP_OK;   /* the conversion itself stands; the summary says what is missing */
+    } else {
+        snprintf(err, errlen, "%s; nothing written", st->error);
+    }
+    return rc;
+}

@@ -80,52 +80,6 @@ bool tu_conv_args_file(tu_conv *c, const char *path)
     return true;
 }
 
-/* Every `from` in s (of size cap) replaced by `to`, as the program names
- * the output folder rather than its temporary one. */
-static void replace_all(char *s, size_t cap, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to);
-    for (char *p = fl ? strstr(s, from) : NULL; p; p = strstr(p + tl, from)) {
-        size_t rest = strlen(p + fl);
-        if ((size_t)(p - s) + tl + rest + 1 > cap) return;
-        memmove(p + tl, p + fl, rest + 1);
-        memcpy(p, to, tl);
-    }
-}
-
-/* opts.verify: what vitport convert's verification does, through the public API. */
-static int verify_cb(void *arg, const char *tmp_dir, const char *src_path, const char *key, const char *family,
-                     char *err, size_t errlen)
-{
-    tu_conv *c = arg;
-    vp_verify_opts vo;
-    memset(&vo, 0, sizeof vo);
-    vo.source = src_path;
-    vo.key = key;
-    vo.family = family;
-    vo.no_crc = c->o.no_crc;
-    vp_verify *v = NULL;
-    if (vp_verify_new(&v)) { snprintf(err, errlen, "out of memory"); return VP_ERR_NOMEM; }
-    int rc = vp_verify_run(v, tmp_dir, &vo);
-    const vp_verify_item *w = vp_verify_worst(v);
-    if (rc == VP_OK) {
-        c->verified = 1;
-        snprintf(c->note, sizeof c->note, "verified %s against the %s: largest difference %.2g (%s vs the %s), tolerance %g",
-                 vp_verify_class(v), vp_verify_check(v), w ? w->max_abs : 0.0, w ? w->name : "?",
-                 w ? w->against : "?", w ? w->tolerance : 0.0);
-    } else if (vp_verify_engine_missing(v)) {
-        c->verified = -1;
-        snprintf(c->note, sizeof c->note, "not verified: %s", vp_verify_errmsg(v));
-        replace_all(c->note, sizeof c->note, tmp_dir, c->out);
-        rc = VP_OK;   /* the conversion stands, with the note */
-    } else {
-        snprintf(err, errlen, "%s; nothing written", vp_verify_errmsg(v));
-        replace_all(err, errlen, tmp_dir, c->out);
-    }
-    vp_verify_free(v);
-    return rc;
-}
-
 int tu_convert(tu_conv *c, const char *src, const char *out)
 {
     free(c->logged);
@@ -134,7 +88,11 @@ int tu_convert(tu_conv *c, const char *src, const char *out)
     c->verified = 0;
     c->out = out;
     vp_convert_opts o = c->o;
-    if (c->verify) { o.verify = verify_cb; o.verify_arg = c; }
+    vp_verify_convert_state vs;   /* the check vitport convert runs by default, from the library */
+    memset(&vs, 0, sizeof vs);
+    vs.out_dir = out;
+    vs.no_crc = c->o.no_crc;
+    if (c->verify) { o.verify = vp_verify_convert; o.verify_arg = &vs; }
 
     char here[PATH_MAX];
     if (c->cwd && (!getcwd(here, sizeof here) || chdir(c->cwd))) fail("cannot change to ", c->cwd);
@@ -155,6 +113,11 @@ int tu_convert(tu_conv *c, const char *src, const char *out)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     c->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (c->rc == VP_OK) c->err[0] = 0;
+    if (vs.ran && (vs.rc == VP_OK || vs.engine_missing)) {
+        c->verified = vs.engine_missing ? -1 : 1;
+        snprintf(c->note, sizeof c->note, "%s", vs.summary);
+    }
+    vp_verify_free(vs.v);
     if (c->log) {
         fflush(stderr);
         dup2(saved, 2);
