@@ -165,6 +165,16 @@ static void run_case(const char *fixdir, const cJSON *c)
 }
 
 /* --force replaces a folder atomically; without it an existing one stays. */
+/* vit_head.pth converted (and verified, as the program does) with argv into out. */
+static int convert_vit_head(tu_conv *cv, const char *fixdir, char **argv, int argc, const char *out)
+{
+    tu_conv_init(cv);
+    cv->verify = true;
+    cv->cwd = fixdir;
+    tu_conv_args(cv, argv, argc);
+    return tu_convert(cv, "vit_head.pth", out);
+}
+
 static void force_case(const char *fixdir)
 {
     char out[256], marker[300];
@@ -175,11 +185,7 @@ static void force_case(const char *fixdir)
     if (f) fclose(f);
     char *argv[] = {"--set", "num_attention_heads=2", "--quiet", "--force"};
     tu_conv cv;
-    tu_conv_init(&cv);
-    cv.verify = true;
-    cv.cwd = fixdir;
-    tu_conv_args(&cv, argv, 3);
-    int rc = tu_convert(&cv, "vit_head.pth", out);
+    int rc = convert_vit_head(&cv, fixdir, argv, 3, out);
     CHECKF(rc != VP_OK, "existing OUT_DIR without --force: converted");
     CHECK(tu_exists(marker));
     tu_conv_args(&cv, argv + 3, 1);
@@ -201,11 +207,7 @@ static void verify_refuses(const char *fixdir)
     snprintf(out, sizeof out, "%s/differs", tmpdir);
     char *argv[] = {"--set", "num_attention_heads=2", "--set", "hidden_act=relu"};
     tu_conv cv;
-    tu_conv_init(&cv);
-    cv.verify = true;
-    cv.cwd = fixdir;
-    tu_conv_args(&cv, argv, 4);
-    int rc = tu_convert(&cv, "vit_head.pth", out);
+    int rc = convert_vit_head(&cv, fixdir, argv, 4, out);
     CHECKF(rc == VP_ERR_MISMATCH, "hidden_act=relu: rc %d (%s)", rc, cv.err);
     CHECKF(tu_has(cv.err, "verification failed") && tu_has(cv.err, out) && tu_one_line(cv.err), "hidden_act=relu: %s", cv.err);
     CHECKF(!tu_exists(out) && tu_count_entries(tmpdir, ".vitport-") == 0, "hidden_act=relu: files left");
