@@ -189,6 +189,16 @@ int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_l
     return 0;
 }
 
+int vp__errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (!err || !errlen) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vp__verr(err, errlen, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 int vp__err(vp_source *src, int code, const char *fmt, ...)
 {
     va_list ap;

@@ -31,6 +31,9 @@ bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
 /* "PREFIX: message" (printf-style; no prefix when NULL or "") into dst, kept
  * to one line; returns 0. */
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
+/* The message into err (one line, as vp__verr without a prefix); returns
+ * code, so that `return vp__errf(err, errlen, VP_ERR_FORMAT, ...)` reports. */
+int vp__errf(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- text ------------------------------------------------------------------ */
 /* UTF-8 check: the offset of the first byte that does not start a well-formed

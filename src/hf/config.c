@@ -17,16 +17,6 @@
 
 #define MAX_CONFIG_FILE ((size_t)64 << 20)
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /* ---- fields and defaults ------------------------------------------------- */
 cJSON *vp_hf_child(cJSON *parent, const char *key)
 {
@@ -50,15 +40,15 @@ int vp_hf_get_int(const cJSON *cfg, const char *sub, const char *key, const vp_h
     const cJSON *o = sub ? cJSON_GetObjectItemCaseSensitive(cfg, sub) : cfg;
     /* a sub-config given as something else (--set text_config=[1]) would
      * otherwise read as all defaults, and be written as it is */
-    if (o && !cJSON_IsObject(o)) return fail(err, errlen, VP_ERR_ARG, "config field %s must be an object", sub);
+    if (o && !cJSON_IsObject(o)) return vp__errf(err, errlen, VP_ERR_ARG, "config field %s must be an object", sub);
     if (o && cJSON_GetObjectItemCaseSensitive(o, key)) {
         if (!vp_json_get_int(o, key, out))
-            return fail(err, errlen, VP_ERR_ARG, "config field %s%s%s is not an integer", sub ? sub : "", sub ? "." : "", key);
+            return vp__errf(err, errlen, VP_ERR_ARG, "config field %s%s%s is not an integer", sub ? sub : "", sub ? "." : "", key);
         return VP_OK;
     }
     const vp_hf_default *d = find_default(defs, key);
     if (d && !d->is_str) { *out = (int64_t)d->num; return VP_OK; }
-    return fail(err, errlen, VP_ERR_NOTFOUND, "config field %s%s%s is missing", sub ? sub : "", sub ? "." : "", key);
+    return vp__errf(err, errlen, VP_ERR_NOTFOUND, "config field %s%s%s is missing", sub ? sub : "", sub ? "." : "", key);
 }
 
 void vp_hf_prune(cJSON *o, const vp_hf_default *defs)
@@ -103,13 +93,13 @@ int vp_hf_load(const char *path, cJSON **out, char *err, size_t errlen)
      * set "a"): refuse it rather than write something else */
     if (vp__json_has_nul_escape(text, len)) {
         vp__free(text);
-        return fail(err, errlen, VP_ERR_FORMAT, "%s: a key or string holds \\u0000 (a NUL character)", path);
+        return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: a key or string holds \\u0000 (a NUL character)", path);
     }
     cJSON *cfg = vp_json_parse(text, len);
     vp__free(text);
     if (!cfg || !cJSON_IsObject(cfg)) {
         cJSON_Delete(cfg);
-        return fail(err, errlen, VP_ERR_FORMAT, "%s: not a JSON object", path);
+        return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: not a JSON object", path);
     }
     *out = cfg;
     return VP_OK;
@@ -136,9 +126,9 @@ int vp_hf_merge(cJSON *dst, const cJSON *src)
 int vp_hf_set(cJSON *cfg, const char *arg, char *err, size_t errlen)
 {
     const char *eq = strchr(arg, '=');
-    if (!eq || eq == arg) return fail(err, errlen, VP_ERR_ARG, "--set needs KEY=VALUE, got '%s'", arg);
+    if (!eq || eq == arg) return vp__errf(err, errlen, VP_ERR_ARG, "--set needs KEY=VALUE, got '%s'", arg);
     size_t klen = (size_t)(eq - arg);
-    if (klen > 1024) return fail(err, errlen, VP_ERR_ARG, "--set: key too long");
+    if (klen > 1024) return vp__errf(err, errlen, VP_ERR_ARG, "--set: key too long");
     char key[1025];
     memcpy(key, arg, klen);
     key[klen] = 0;
@@ -147,24 +137,24 @@ int vp_hf_set(cJSON *cfg, const char *arg, char *err, size_t errlen)
     for (;;) {
         char *dot = strchr(part, '.');
         if (dot) *dot = 0;
-        if (!*part) return fail(err, errlen, VP_ERR_ARG, "--set: empty component in key '%.*s'", (int)klen, arg);
+        if (!*part) return vp__errf(err, errlen, VP_ERR_ARG, "--set: empty component in key '%.*s'", (int)klen, arg);
         if (!dot) break;
         cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, part);
         if (!child) {
             child = cJSON_CreateObject();
-            if (vp_json_set(obj, part, child)) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+            if (vp_json_set(obj, part, child)) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
         } else if (!cJSON_IsObject(child)) {
-            return fail(err, errlen, VP_ERR_ARG, "--set %.*s: '%s' is not an object in the config", (int)klen, arg, part);
+            return vp__errf(err, errlen, VP_ERR_ARG, "--set %.*s: '%s' is not an object in the config", (int)klen, arg, part);
         }
         obj = child;
         part = dot + 1;
     }
     const char *val = eq + 1;
     if (vp__json_has_nul_escape(val, strlen(val)))
-        return fail(err, errlen, VP_ERR_ARG, "--set %.*s: the value holds \\u0000 (a NUL character)", (int)klen, arg);
+        return vp__errf(err, errlen, VP_ERR_ARG, "--set %.*s: the value holds \\u0000 (a NUL character)", (int)klen, arg);
     cJSON *v = vp_json_parse(val, strlen(val));
     if (!v) v = cJSON_CreateString(val);
-    if (vp_json_set(obj, part, v)) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+    if (vp_json_set(obj, part, v)) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     return VP_OK;
 }
 
@@ -180,9 +170,9 @@ static int check_heads(const cJSON *o, const char *path, char *err, size_t errle
         if (!h) continue;
         int64_t heads, width;
         if (!vp_json_get_int(o, pairs[k][0], &heads) || heads <= 0)
-            return fail(err, errlen, VP_ERR_ARG, "%s%s must be a positive integer", path, pairs[k][0]);
+            return vp__errf(err, errlen, VP_ERR_ARG, "%s%s must be a positive integer", path, pairs[k][0]);
         if (vp_json_get_int(o, pairs[k][1], &width) && width % heads)
-            return fail(err, errlen, VP_ERR_ARG, "%s%s=%lld does not divide %s%s=%lld", path, pairs[k][0],
+            return vp__errf(err, errlen, VP_ERR_ARG, "%s%s=%lld does not divide %s%s=%lld", path, pairs[k][0],
                                 (long long)heads, path, pairs[k][1], (long long)width);
     }
     for (const cJSON *c = o->child; c; c = c->next) {
@@ -205,10 +195,10 @@ int vp_hf_check_labels(const cJSON *cfg, char *err, size_t errlen)
     if (!cJSON_GetObjectItemCaseSensitive(cfg, "num_labels")) return VP_OK;
     int64_t n;
     if (!vp_json_get_int(cfg, "num_labels", &n) || n < 0)
-        return fail(err, errlen, VP_ERR_ARG, "num_labels must be a non-negative integer");
+        return vp__errf(err, errlen, VP_ERR_ARG, "num_labels must be a non-negative integer");
     const cJSON *id2 = cJSON_GetObjectItemCaseSensitive(cfg, "id2label");
     if (cJSON_IsObject(id2) && cJSON_GetArraySize(id2) != n)
-        return fail(err, errlen, VP_ERR_MISMATCH, "num_labels=%lld contradicts id2label, which has %d entries (the classifier's classes)",
+        return vp__errf(err, errlen, VP_ERR_MISMATCH, "num_labels=%lld contradicts id2label, which has %d entries (the classifier's classes)",
                     (long long)n, cJSON_GetArraySize(id2));
     return VP_OK;
 }

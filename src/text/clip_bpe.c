@@ -184,16 +184,6 @@ static const char clip_pattern[] =
     "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|"
     "[^\\t\\n\\x0b\\f\\r\\x{85}\\p{Z}\\p{L}\\p{N}]+";
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void vp__clip_free(vp_clip *c)
 {
     if (!c) return;
@@ -233,18 +223,18 @@ static int add_merge(vp_clip *c, const char *a, size_t na, const char *b, size_t
     int64_t ia = strmap_get(&c->vocab, a, na), ib = strmap_get(&c->vocab, b, nb);
     char joined[1024];
     if (na + nb >= sizeof joined)
-        return fail(err, errlen, VP_ERR_LIMIT, "%s: merge %zu is longer than %zu bytes", file, rank + 1,
+        return vp__errf(err, errlen, VP_ERR_LIMIT, "%s: merge %zu is longer than %zu bytes", file, rank + 1,
                     sizeof joined - 1);
     memcpy(joined, a, na);
     memcpy(joined + na, b, nb);
     int64_t ij = strmap_get(&c->vocab, joined, na + nb);
     if (ia < 0 || ib < 0 || ij < 0)
-        return fail(err, errlen, VP_ERR_FORMAT, "%s: merge %zu (\"%.*s %.*s\") joins or makes a token that is not "
+        return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: merge %zu (\"%.*s %.*s\") joins or makes a token that is not "
                     "in the vocabulary", file, rank + 1, (int)(na > 100 ? 100 : na), a, (int)(nb > 100 ? 100 : nb), b);
     if (ia > UINT32_MAX || ib > UINT32_MAX || rank >= UINT32_MAX)
-        return fail(err, errlen, VP_ERR_LIMIT, "%s: ids beyond 2^32", file);
+        return vp__errf(err, errlen, VP_ERR_LIMIT, "%s: ids beyond 2^32", file);
     if (pair_put(&c->merges, (uint64_t)ia << 32 | (uint64_t)ib, (uint32_t)rank, ij))
-        return fail(err, errlen, VP_ERR_NOMEM, "%s: out of memory", file);
+        return vp__errf(err, errlen, VP_ERR_NOMEM, "%s: out of memory", file);
     return 0;
 }
 
@@ -253,7 +243,7 @@ static int merge_line(vp_clip *c, const char *s, size_t n, size_t rank, const ch
 {
     const char *sp = memchr(s, ' ', n);
     if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp - s) - 1) || sp == s || sp + 1 == s + n)
-        return fail(err, errlen, VP_ERR_FORMAT, "%s: merge %zu is not two tokens separated by one space", file,
+        return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: merge %zu is not two tokens separated by one space", file,
                     rank + 1);
     return add_merge(c, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, rank, file, err, errlen);
 }
@@ -315,27 +305,27 @@ static cJSON *parse_json_file(const char *path, char *err, size_t errlen)
     if (!text) return NULL;
     if (strlen(text) != n) {
         vp__free(text);
-        fail(err, errlen, 0, "%s: a NUL byte in a JSON file", path);
+        vp__errf(err, errlen, 0, "%s: a NUL byte in a JSON file", path);
         return NULL;
     }
     cJSON *j = cJSON_ParseWithLength(text, n);
     vp__free(text);
-    if (!j) fail(err, errlen, 0, "%s: not valid JSON", path);
+    if (!j) vp__errf(err, errlen, 0, "%s: not valid JSON", path);
     return j;
 }
 
 static int load_vocab_json(vp_clip *c, const char *path, const cJSON *vocab, char *err, size_t errlen)
 {
-    if (!cJSON_IsObject(vocab)) return fail(err, errlen, VP_ERR_FORMAT, "%s: the vocabulary is not a JSON object", path);
+    if (!cJSON_IsObject(vocab)) return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: the vocabulary is not a JSON object", path);
     for (const cJSON *e = vocab->child; e; e = e->next) {
         double d = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (d < 0 || d > (1 << 30) || d != (double)(int64_t)d)
-            return fail(err, errlen, VP_ERR_FORMAT, "%s: the id of \"%.100s\" is not an integer in 0..2^30", path,
+            return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: the id of \"%.100s\" is not an integer in 0..2^30", path,
                         e->string);
         if (vp__utf8_check((const uint8_t *)e->string, strlen(e->string), false) != strlen(e->string))
-            return fail(err, errlen, VP_ERR_FORMAT, "%s: a vocabulary entry is not valid UTF-8", path);
+            return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: a vocabulary entry is not valid UTF-8", path);
         if (add_vocab(c, e->string, strlen(e->string), (int64_t)d))
-            return fail(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
+            return vp__errf(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
     }
     return 0;
 }
@@ -348,7 +338,7 @@ static int load_merges_txt(vp_clip *c, const char *path, char *err, size_t errle
     if (!text) return code;
     int rc = 0;
     if (vp__utf8_check((const uint8_t *)text, n, false) != n) {
-        rc = fail(err, errlen, VP_ERR_FORMAT, "%s: not valid UTF-8", path);
+        rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: not valid UTF-8", path);
         goto done;
     }
     /* tokenizers' BPE::read_file: lines ("\n" or "\r\n"), those starting
@@ -379,13 +369,13 @@ static int load_tokenizer_json(vp_clip *c, const char *path, char *err, size_t e
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE")) {
-        rc = fail(err, errlen, VP_ERR_UNSUPPORTED, "%s: not a BPE tokenizer, as CLIP's is", path);
+        rc = vp__errf(err, errlen, VP_ERR_UNSUPPORTED, "%s: not a BPE tokenizer, as CLIP's is", path);
         goto done;
     }
     if ((rc = load_vocab_json(c, path, cJSON_GetObjectItemCaseSensitive(model, "vocab"), err, errlen))) goto done;
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (!cJSON_IsArray(merges)) {
-        rc = fail(err, errlen, VP_ERR_FORMAT, "%s: model.merges is not a list", path);
+        rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: model.merges is not a list", path);
         goto done;
     }
     size_t rank = 0;
@@ -397,7 +387,7 @@ static int load_tokenizer_json(vp_clip *c, const char *path, char *err, size_t e
             const char *a = m->child->valuestring, *b = m->child->next->valuestring;
             rc = add_merge(c, a, strlen(a), b, strlen(b), rank, path, err, errlen);
         } else {
-            rc = fail(err, errlen, VP_ERR_FORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", path, rank + 1);
+            rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", path, rank + 1);
         }
     }
     if (rc) goto done;
@@ -409,9 +399,9 @@ static int load_tokenizer_json(vp_clip *c, const char *path, char *err, size_t e
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
         if (!cJSON_IsString(content) || !content->valuestring[0] || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
             id->valuedouble > (1 << 30)) {
-            rc = fail(err, errlen, VP_ERR_FORMAT, "%s: an added token without content or id", path);
+            rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: an added token without content or id", path);
         } else if (add_added(c, content->valuestring, (int64_t)id->valuedouble, a, 0)) {
-            rc = fail(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
+            rc = vp__errf(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
         }
     }
     const cJSON *post = cJSON_GetObjectItemCaseSensitive(j, "post_processor");
@@ -431,7 +421,7 @@ static int load_openai(vp_clip *c, const char *path, char *err, size_t errlen)
     if (vp_bpe_vocab_read(&v, path, err, errlen)) { vp_bpe_vocab_free(&v); return VP_ERR_FORMAT; }
     int rc = 0;
     for (size_t i = 0; i < v.ntok && !rc; i++)
-        if (add_vocab(c, v.tok[i], strlen(v.tok[i]), (int64_t)i)) rc = fail(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
+        if (add_vocab(c, v.tok[i], strlen(v.tok[i]), (int64_t)i)) rc = vp__errf(err, errlen, VP_ERR_NOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < v.nmerges && !rc; i++)
         rc = add_merge(c, v.left[i], strlen(v.left[i]), v.right[i], strlen(v.right[i]), i, path, err, errlen);
     vp_bpe_vocab_free(&v);
@@ -443,7 +433,7 @@ int vp__clip_open(vp_clip **out, const char *vocab, const char *merges, const ch
 {
     *out = NULL;
     vp_clip *c = vp__calloc(1, sizeof *c);
-    if (!c) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+    if (!c) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     c->unk = c->bos = c->eos = c->pad = -1;
     int rc = 0;
     if (tokjson) {
@@ -464,10 +454,10 @@ int vp__clip_open(vp_clip **out, const char *vocab, const char *merges, const ch
         char *end;
         long long id = strtoll(a->string, &end, 10);
         if (!cJSON_IsString(content) || !content->valuestring[0] || *end || id < 0 || id > (1 << 30))
-            rc = fail(err, errlen, VP_ERR_FORMAT, "tokenizer_config.json: added token \"%.50s\" without content or id",
+            rc = vp__errf(err, errlen, VP_ERR_FORMAT, "tokenizer_config.json: added token \"%.50s\" without content or id",
                       a->string);
         else if (add_added(c, content->valuestring, id, a, 1))
-            rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+            rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     }
     const char *bos = special(cfg, stmap, "bos_token", "<|startoftext|>");
     const char *eos = special(cfg, stmap, "eos_token", "<|endoftext|>");
@@ -475,7 +465,7 @@ int vp__clip_open(vp_clip **out, const char *vocab, const char *merges, const ch
     const char *pad = special(cfg, stmap, "pad_token", "<|endoftext|>");
     const char *sp[4] = { unk, bos, eos, pad };
     for (int i = 0; i < 4 && !rc; i++)
-        if (add_added(c, sp[i], -1, NULL, 1)) rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+        if (add_added(c, sp[i], -1, NULL, 1)) rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     if (rc) { vp__clip_free(c); return rc; }
     if (c->unk < 0 || !tokjson) c->unk = strmap_get(&c->vocab, unk, strlen(unk));
     if (c->bos < 0) c->bos = strmap_get(&c->vocab, bos, strlen(bos));
@@ -507,11 +497,11 @@ int vp__clip_open(vp_clip **out, const char *vocab, const char *merges, const ch
     }
     if (!c->re || !c->md) {
         vp__clip_free(c);
-        return fail(err, errlen, VP_ERR_NOMEM, "cannot compile CLIP's split pattern with PCRE2");
+        return vp__errf(err, errlen, VP_ERR_NOMEM, "cannot compile CLIP's split pattern with PCRE2");
     }
     if (c->bos < 0 || c->eos < 0 || c->pad < 0) {
         vp__clip_free(c);
-        return fail(err, errlen, VP_ERR_FORMAT, "%s: the special tokens (bos, eos, pad) are not in the vocabulary", file);
+        return vp__errf(err, errlen, VP_ERR_FORMAT, "%s: the special tokens (bos, eos, pad) are not in the vocabulary", file);
     }
     *out = c;
     return 0;
@@ -710,7 +700,7 @@ int vp__clip_encode(vp_clip *c, const char *s, size_t n, size_t enough, vp_ids *
         if (at == n) break;
     }
     if (!rc && out->oom) rc = VP_ERR_NOMEM;
-    if (rc == VP_ERR_NOMEM) fail(err, errlen, rc, "out of memory");
-    else if (rc) fail(err, errlen, rc, "PCRE2 could not match CLIP's split pattern");
+    if (rc == VP_ERR_NOMEM) vp__errf(err, errlen, rc, "out of memory");
+    else if (rc) vp__errf(err, errlen, rc, "PCRE2 could not match CLIP's split pattern");
     return rc;
 }

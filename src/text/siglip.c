@@ -30,6 +30,7 @@
 #include "vitport/vitport.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/util.h"
 #include "text/text.h"
 #include "text/tokenize.h"
 
@@ -68,16 +69,6 @@ void vp__siglip_free(vp_siglip *s)
 int64_t vp__siglip_eos(const vp_siglip *s) { return s->eos; }
 int64_t vp__siglip_pad(const vp_siglip *s) { return s->pad; }
 int64_t vp__siglip_vocab_size(const vp_siglip *s) { return s->vocab_size; }
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 static const vp_added *find_added(const vp_siglip *s, const char *p, size_t n)
 {
@@ -161,22 +152,22 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
     char *data = vp_text_read(model, &n, &code, err, errlen);
     if (!data) return code;
     vp_siglip *s = vp__calloc(1, sizeof *s);
-    if (!s) { vp__free(data); return fail(err, errlen, VP_ERR_NOMEM, "out of memory"); }
+    if (!s) { vp__free(data); return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory"); }
     char why[512];
     int rc = 0;
     if (vp_spm_check((const uint8_t *)data, n, why, sizeof why) ||
         vp__spm_load(&s->sp, data, n, why, sizeof why))
-        rc = fail(err, errlen, VP_ERR_FORMAT, "%s: not a SentencePiece model: %s", model, why);
+        rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: not a SentencePiece model: %s", model, why);
     vp__free(data);
     if (rc) { vp__siglip_free(s); return rc; }
     s->vocab_size = vp__spm_size(s->sp);
     s->lower = jbool(cfg, "do_lower_case", 1);
     const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "sp_model_kwargs");
     if (!jbool(cfg, "legacy", 1))
-        rc = fail(err, errlen, VP_ERR_UNSUPPORTED, "tokenizer_config.json: \"legacy\": false (the model without its "
+        rc = vp__errf(err, errlen, VP_ERR_UNSUPPORTED, "tokenizer_config.json: \"legacy\": false (the model without its "
                   "dummy prefix) is not supported");
     else if (kw && !(cJSON_IsObject(kw) && !kw->child))
-        rc = fail(err, errlen, VP_ERR_UNSUPPORTED, "tokenizer_config.json: sp_model_kwargs (sampling) are not "
+        rc = vp__errf(err, errlen, VP_ERR_UNSUPPORTED, "tokenizer_config.json: sp_model_kwargs (sampling) are not "
                   "supported");
     /* added_tokens_decoder first: its ids and flags win */
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
@@ -185,17 +176,17 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
         char *end;
         long long id = strtoll(a->string, &end, 10);
         if (!cJSON_IsString(content) || *end || id < 0 || id > (1 << 30))
-            rc = fail(err, errlen, VP_ERR_FORMAT, "tokenizer_config.json: added token \"%.50s\" without content or id",
+            rc = vp__errf(err, errlen, VP_ERR_FORMAT, "tokenizer_config.json: added token \"%.50s\" without content or id",
                       a->string);
         else if (add_token(s, content->valuestring, id, jbool(a, "lstrip", 0), jbool(a, "rstrip", 0),
                            jbool(a, "special", 1)))
-            rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+            rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     }
     const char *eos = NULL, *unk = NULL, *pad = NULL;
     if (!rc && (config_token(s, cfg, stmap, "eos_token", "</s>", &eos) ||
                 config_token(s, cfg, stmap, "unk_token", "<unk>", &unk) ||
                 config_token(s, cfg, stmap, "pad_token", "</s>", &pad)))
-        rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+        rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     /* transformers 4 saves additional_special_tokens, 5 extra_special_tokens */
     const cJSON *extra4 = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
     const cJSON *extra5 = cJSON_GetObjectItemCaseSensitive(cfg, "extra_special_tokens");
@@ -210,16 +201,16 @@ int vp__siglip_open(vp_siglip **out, const char *model, const cJSON *cfg, const 
         if (!t) continue;
         if (add_token(s, t, -1, strip < 0 ? jbool(e, "lstrip", 0) : 0, strip < 0 ? jbool(e, "rstrip", 0) : 0, 1) ||
             add_special(s, t))
-            rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+            rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     }
     if (!rc) {
         s->eos = find_added(s, eos, strlen(eos))->id;
         s->pad = find_added(s, pad, strlen(pad))->id;
-        if (!(s->unk = vp__strdup(unk))) rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+        if (!(s->unk = vp__strdup(unk))) rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     }
     if (!rc) {
         s->unk_pieces = vp__spm_encode(s->sp, s->unk, strlen(s->unk), why, sizeof why);
-        if (s->unk_pieces < 0) rc = fail(err, errlen, VP_ERR_FORMAT, "%s: %s", model, why);
+        if (s->unk_pieces < 0) rc = vp__errf(err, errlen, VP_ERR_FORMAT, "%s: %s", model, why);
     }
     if (rc) { vp__siglip_free(s); return rc; }
     *out = s;
@@ -267,10 +258,10 @@ static int tokenize_piece(vp_siglip *s, const char *p, size_t n, vp_ids *out, he
         pending_space = 0;
         vp__cps_to_utf8(&c, 1, b);
     }
-    if (s->a.oom || s->b.oom || b->oom) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+    if (s->a.oom || s->b.oom || b->oom) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     char why[512];
     long np = vp__spm_encode(s->sp, b->p, b->n, why, sizeof why);
-    if (np < 0) return fail(err, errlen, VP_ERR_FORMAT, "%s", why);
+    if (np < 0) return vp__errf(err, errlen, VP_ERR_FORMAT, "%s", why);
     for (long i = np >= s->unk_pieces ? s->unk_pieces : 0; i < np; i++) {
         size_t len;
         const char *piece = vp__spm_piece(s->sp, (size_t)i, &len);
@@ -295,7 +286,7 @@ int vp__siglip_encode(vp_siglip *s, const char *text, size_t n, vp_ids *out, cha
         vp__buf_add(t, text + i, j - i);
         i = j;
     }
-    if (t->oom) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+    if (t->oom) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     const char *T = t->p;
     size_t N = t->n;
 
@@ -317,7 +308,7 @@ int vp__siglip_encode(vp_siglip *s, const char *text, size_t n, vp_ids *out, cha
             if (nseg == cap) {
                 cap = cap ? cap * 2 : 16;
                 seg *g = vp__realloc(segs, cap * sizeof *g);
-                if (!g) { rc = fail(err, errlen, VP_ERR_NOMEM, "out of memory"); break; }
+                if (!g) { rc = vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory"); break; }
                 segs = g;
             }
             segs[nseg++] = (seg){ b, e };
@@ -354,7 +345,7 @@ int vp__siglip_encode(vp_siglip *s, const char *text, size_t n, vp_ids *out, cha
     }
     vp__free(segs);
     if (rc) return rc;
-    if (out->oom) return fail(err, errlen, VP_ERR_NOMEM, "out of memory");
+    if (out->oom) return vp__errf(err, errlen, VP_ERR_NOMEM, "out of memory");
     if (out->n > 1 && h.underline0 && h.special1) {
         memmove(out->v, out->v + 1, (out->n - 1) * sizeof *out->v);
         out->n--;
