@@ -30,10 +30,7 @@ static const vp_model_family *const families[] = {
 static int vset(char *dst, size_t len, const char *prefix, int code, const char *fmt, va_list ap)
 {
     if (dst[0]) return code;                 /* keep the first failure */
-    int n = prefix ? snprintf(dst, len, "%s: ", prefix) : 0;
-    if (n < 0 || (size_t)n >= len) n = 0;
-    vsnprintf(dst + n, len - (size_t)n, fmt, ap);
-    for (char *p = dst; *p; p++) if (*p == '\n') *p = ' ';
+    vp__verr(dst, len, prefix, fmt, ap);     /* one line: CR and LF from a file become spaces */
     return code;
 }
 
