@@ -20,21 +20,13 @@ import numpy as np
 import torch
 import transformers as T
 from PIL import Image
+from vp_report import Report
 
 BIN = os.path.abspath(os.environ["VP_BIN"])
 FIX = os.environ.get("VP_FIXTURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 IMG = os.path.join(FIX, "image", "files")
 TOL = 1e-4
-passed = failed = 0
-
-
-def report(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}: {detail}", file=sys.stderr)
+report = Report("py_commands")
 
 
 def run(*args):
@@ -235,8 +227,7 @@ def main():
             report(ok, f"CLIPSeg mask {i}", "" if got is None else f"shape {got.shape} vs {want.shape}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"py_commands: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(report.finish())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 import torch
+from vp_report import Report
 
 BIN = os.path.abspath(os.environ["VP_BIN"])
 FIX = os.environ["VP_FIXTURES"]
@@ -23,15 +24,7 @@ SUBSETS = {1000: ("imagenet-1k", "imagenet_synsets.txt"),
            21841: ("imagenet-22k", "imagenet22k_synsets.txt"),
            21842: ("imagenet-22k-ms", "imagenet22k_ms_synsets.txt"),
            21843: ("imagenet-21k-goog", "imagenet21k_goog_synsets.txt")}
-passed = failed = 0
-
-
-def report(ok, what):
-    global passed, failed
-    passed += bool(ok)
-    failed += not ok
-    if not ok:
-        print("FAIL:", what, file=sys.stderr)
+report = Report("py_convert_labels")
 
 
 base = torch.load(os.path.join(FIX, "convert", "vit_head.pth"), weights_only=True)
@@ -69,5 +62,4 @@ with tempfile.TemporaryDirectory() as tmp:
             report("ImageNet subset" not in r.stderr, f"{K} classes: a subset named: {r.stderr}")
         os.remove(src)
 
-print(f"py_convert_labels: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report.finish())

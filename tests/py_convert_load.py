@@ -27,20 +27,12 @@ import warnings
 import numpy as np
 import torch
 import transformers
+from vp_report import Report
 
 BIN = os.path.abspath(os.environ["VP_BIN"])
 FIX = os.environ.get("VP_FIXTURES", "")
 CONF = os.environ.get("VP_CONFORMANCE", "")
-passed = failed = 0
-
-
-def report(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}: {detail}", file=sys.stderr)
+report = Report("py_convert_load")
 
 
 class Capture(logging.Handler):
@@ -234,8 +226,7 @@ def main():
         args_fixtures(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"py_convert_load: {passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -15,19 +15,11 @@ import tempfile
 import numpy as np
 import torch
 import transformers as T
+from vp_report import Report
 
 BIN = os.path.abspath(os.environ["VP_BIN"])
 TOL = 1e-4
-passed = failed = 0
-
-
-def report(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}: {detail}", file=sys.stderr)
+report = Report("py_engine_clip")
 
 
 def scramble(model, seed):
@@ -122,8 +114,7 @@ def main():
           {"logits": o.logits, "conditional_embeddings": o.conditional_embeddings,
            "pooled_output": o.pooled_output})
 
-    print(f"{os.path.basename(__file__)}: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -17,18 +17,9 @@ import transformers as T
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "fixtures"))
 import gen_engine_vit_siglip as gen  # noqa: E402
+from vp_report import Report  # noqa: E402
 
-PASSED = 0
-FAILED = 0
-
-
-def check(cond, what):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL:", what, file=sys.stderr)
+check = Report("py_engine_vit_siglip")
 
 
 ACTS = ["gelu", "gelu_pytorch_tanh", "gelu_new", "quick_gelu", "relu"]
@@ -104,8 +95,7 @@ def main():
                 d = float(np.abs(got[k] - exp[k]).max()) if ok else float("inf")
                 worst = max(worst, d)
                 check(d <= 1e-4, "%s: %s differs by %g (shape %s vs %s)" % (name, k, d, got[k].shape, exp[k].shape))
-    print("py_engine_vit_siglip: %d passed, %d failed; largest difference %.3g" % (PASSED, FAILED, worst))
-    return 1 if FAILED else 0
+    return check.finish("; largest difference %.3g" % worst)
 
 
 if __name__ == "__main__":

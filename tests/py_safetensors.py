@@ -20,18 +20,9 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file as np_save
 from safetensors.torch import load_file as pt_load, save_file as pt_save
+from vp_report import Report
 
-PASSED = 0
-FAILED = 0
-
-
-def check(cond, what):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL:", what, file=sys.stderr)
+check = Report("py_safetensors")
 
 
 # ---- the C API ------------------------------------------------------------
@@ -406,8 +397,7 @@ def main():
         test_reference_writes(d)
         test_verdicts(d)
         test_conformance(d)
-    print("py_safetensors: %d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return check.finish()
 
 
 if __name__ == "__main__":
