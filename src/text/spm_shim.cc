@@ -3,6 +3,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstdio>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -23,15 +24,16 @@ extern "C" int vp__spm_load(vp_spm **out, const void *data, size_t n, char *err,
 {
     *out = nullptr;
     try {
-        vp_spm *m = new vp_spm;
+        /* owned until it loads: libsentencepiece throws on some malformed models
+         * (darts_clone's "zero-length key"), and the catch clauses must free it */
+        std::unique_ptr<vp_spm> m(new vp_spm);
         sentencepiece::util::Status st =
             m->sp.LoadFromSerializedProto(absl::string_view(static_cast<const char *>(data), n));
         if (!st.ok()) {
             set_err(err, errlen, "libsentencepiece", st.ToString());
-            delete m;
             return -1;
         }
-        *out = m;
+        *out = m.release();
         return 0;
     } catch (const std::bad_alloc &) {
         set_err(err, errlen, "SentencePiece", "out of memory");
