@@ -164,7 +164,6 @@ static void run_case(const char *fixdir, const cJSON *c)
     tu_rmtree(out);
 }
 
-/* --force replaces a folder atomically; without it an existing one stays. */
 /* vit_head.pth converted (and verified, as the program does) with argv into out. */
 static int convert_vit_head(tu_conv *cv, const char *fixdir, char **argv, int argc, const char *out)
 {
@@ -175,6 +174,7 @@ static int convert_vit_head(tu_conv *cv, const char *fixdir, char **argv, int ar
     return tu_convert(cv, "vit_head.pth", out);
 }
 
+/* --force replaces a folder atomically; without it an existing one stays. */
 static void force_case(const char *fixdir)
 {
     char out[256], marker[300];

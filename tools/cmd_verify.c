@@ -82,7 +82,6 @@ cJSON *vp_cli_verify_json(const vp_verify *v, int rc)
     return j;
 }
 
-/* "largest difference 3.1e-06 (last_hidden_state vs the source), tolerance 1e-04" */
 int cmd_verify(int argc, char **argv)
 {
     const char *dir = NULL, *pix_path = NULL, *ids_path = NULL;
