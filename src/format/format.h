@@ -43,7 +43,7 @@ long vp__zip_count(const vp_source *src);
 /* True (message set) when src->cancel is set (zip.c). */
 bool vp__interrupted(vp_source *src);
 
-/* Value tree helpers (src/format/value.c / pickle.c). */
+/* Value tree helpers (src/format/value.c / pickle_values.c). */
 void vp__value_free_all(vp_source *src);
 
 #endif

@@ -1,5 +1,5 @@
 /* The public, read-only view of the pickled object tree (vitport.h, "The
- * pickled object tree"). Values live in the source's arena (pickle.c builds
+ * pickled object tree"). Values live in the source's arena (pickle_values.c makes
  * them), so there is nothing to free one by one. */
 #include <string.h>
 
@@ -83,7 +83,7 @@ double vp_value_float(const vp_value *v)
 }
 
 /* Only the kinds BUILD gives a state: a tuple of one or two items keeps its
- * items in the state field (pickle.c). */
+ * items in the state field (pickle_values.c). */
 const vp_value *vp_value_state(const vp_value *v)
 {
     return v && (v->kind == VP_V_OBJECT || v->kind == VP_V_TENSOR || v->kind == VP_V_DICT) ? v->state : NULL;
