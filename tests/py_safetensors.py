@@ -185,6 +185,13 @@ def test_vitport_writes(d):
     np_save({"attn.0": a}, ref, metadata={"framework": "pt"})
     rc, msg = vp_write(mine, [("attn.0", "F32", (1, 2, 3), a.tobytes())], {"framework": "pt"})
     check(rc == 0 and open(ref, "rb").read() == open(mine, "rb").read(), "byte-identical to the reference writer")
+    # every control character in a metadata value, as serde_json escapes them
+    # (\b, \f and the other short forms; \u00XX for the rest; DEL as it is)
+    ctl = "".join(map(chr, range(1, 32))) + "\x7f\"\\ \u00e9\u4e2d"
+    np_save({"attn.0": a}, ref, metadata={"note": ctl})
+    rc, msg = vp_write(mine, [("attn.0", "F32", (1, 2, 3), a.tobytes())], {"note": ctl})
+    check(rc == 0 and open(ref, "rb").read() == open(mine, "rb").read(),
+          "control characters escaped as the reference writer does: %r" % open(mine, "rb").read()[8:160])
     np_save({}, ref)
     rc, msg = vp_write(mine, [])
     check(rc == 0 and open(ref, "rb").read() == open(mine, "rb").read(), "empty file byte-identical")

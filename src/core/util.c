@@ -71,6 +71,15 @@ int64_t vp__isqrt(int64_t n)
     return r * r == n ? r : -1;
 }
 
+const char *vp__shown(char buf[static VP_SHOWN_LEN], const char *name)
+{
+    size_t i = 0;
+    for (; name[i] && i < 150; i++) buf[i] = ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) ? '?' : name[i];
+    if (name[i]) { memcpy(buf + i, "...", 3); i += 3; }
+    buf[i] = 0;
+    return buf;
+}
+
 /* ---- buffer ------------------------------------------------------------- */
 void vp__buf_add(vp_buf *b, const void *data, size_t n)
 {
@@ -111,6 +120,50 @@ void vp__buf_printf(vp_buf *b, const char *fmt, ...)
 }
 
 void vp__buf_free(vp_buf *b) { vp__free(b->p); b->p = NULL; b->n = b->cap = 0; b->oom = false; }
+
+void vp__buf_json_str(vp_buf *b, const char *s, bool ascii)
+{
+    vp__buf_add(b, "\"", 1);
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        unsigned c = *u;
+        const char *esc = NULL;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        }
+        if (esc) { vp__buf_puts(b, esc); u++; continue; }
+        if (c < 0x20 || (ascii && c == 0x7f)) { vp__buf_printf(b, "\\u%04x", c); u++; continue; }
+        if (c < 0x80 || !ascii) { vp__buf_add(b, u, 1); u++; continue; }
+        /* ensure_ascii: a UTF-8 sequence as \uXXXX (a surrogate pair above
+         * U+FFFF), a byte that starts no well-formed one as U+FFFD (Python
+         * could not have held it) */
+        unsigned cp = 0xfffd;
+        int n = c >= 0xf5 ? 0 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+        int ok = n > 0;
+        unsigned v = n == 4 ? c & 7 : n == 3 ? c & 15 : c & 31;
+        for (int k = 1; ok && k < n; k++) {   /* stops at the NUL, which is no continuation byte */
+            if ((u[k] & 0xc0) != 0x80) ok = 0;
+            else v = (v << 6) | (u[k] & 0x3f);
+        }
+        if (ok && ((n == 3 && (v < 0x800 || (v >= 0xd800 && v < 0xe000))) || (n == 4 && (v < 0x10000 || v > 0x10ffff))))
+            ok = 0;
+        if (ok) cp = v;
+        u += ok ? n : 1;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            vp__buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+        } else {
+            vp__buf_printf(b, "\\u%04x", cp);
+        }
+    }
+    vp__buf_add(b, "\"", 1);
+}
 
 /* ---- mapping ------------------------------------------------------------ */
 const char *vp__file_kind(unsigned mode)

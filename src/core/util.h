@@ -42,6 +42,10 @@ int vp__errf(char *err, size_t errlen, int code, const char *fmt, ...) __attribu
  * surrogates); surrogates true accepts U+D800..U+DFFF too (Python's
  * "surrogatepass", which pickle's BINUNICODE uses). NUL bytes are valid. */
 size_t vp__utf8_check(const uint8_t *s, size_t n, bool surrogates);
+/* A copy of a name fit for a one-line message: control bytes become '?',
+ * a name past 150 bytes is cut ("..."); returns buf. */
+#define VP_SHOWN_LEN 160
+const char *vp__shown(char buf[static VP_SHOWN_LEN], const char *name);
 /* Does a JSON text hold the escape \u0000 inside a string? cJSON would cut
  * the string (a key or a value) there, silently changing it. */
 bool vp__json_has_nul_escape(const char *s, size_t n);

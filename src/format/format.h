@@ -27,6 +27,9 @@ int vp__open_npz(vp_source *src);          /* after vp__zip_open (npy.c) */
 int vp__open_torch_legacy(vp_source *src); /* torch.c */
 int vp__open_npy(vp_source *src);          /* npy.c */
 int vp__open_safetensors(vp_source *src);  /* safetensors.c */
+/* The largest size or offset a safetensors header holds (reader and writer):
+ * JSON numbers arrive as doubles, and every integer up to 2^53 is exact. */
+#define VP_ST_MAX_JSON_INT 9007199254740992.0
 bool vp__zip_has_suffix(const vp_source *src, const char *suffix); /* any entry name ends so */
 void vp__zip_free(struct vp_zip *zip);
 /* Free the safetensors reader's state (safetensors.c). */

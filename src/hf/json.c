@@ -153,48 +153,6 @@ static void py_float(vp_buf *b, double x)
     }
 }
 
-/* A JSON string as json.dumps(ensure_ascii=True) writes it. Invalid UTF-8
- * bytes are written as U+FFFD (Python could not have held them). */
-static void py_str(vp_buf *b, const char *s)
-{
-    vp__buf_puts(b, "\"");
-    const unsigned char *u = (const unsigned char *)s;
-    while (*u) {
-        unsigned c = *u;
-        if (c == '"') { vp__buf_puts(b, "\\\""); u++; }
-        else if (c == '\\') { vp__buf_puts(b, "\\\\"); u++; }
-        else if (c == '\n') { vp__buf_puts(b, "\\n"); u++; }
-        else if (c == '\r') { vp__buf_puts(b, "\\r"); u++; }
-        else if (c == '\t') { vp__buf_puts(b, "\\t"); u++; }
-        else if (c == '\b') { vp__buf_puts(b, "\\b"); u++; }
-        else if (c == '\f') { vp__buf_puts(b, "\\f"); u++; }
-        else if (c >= 0x20 && c < 0x7f) { vp__buf_add(b, u, 1); u++; }
-        else if (c < 0x80) { vp__buf_printf(b, "\\u%04x", c); u++; }
-        else {
-            unsigned cp = 0xfffd;
-            int n = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-            if (c >= 0xf5) n = 0;
-            int ok = n > 0;
-            unsigned v = n == 4 ? c & 7 : n == 3 ? c & 15 : c & 31;
-            for (int k = 1; ok && k < n; k++) {
-                if ((u[k] & 0xc0) != 0x80) ok = 0;
-                else v = (v << 6) | (u[k] & 0x3f);
-            }
-            if (ok && ((n == 3 && (v < 0x800 || (v >= 0xd800 && v < 0xe000))) || (n == 4 && (v < 0x10000 || v > 0x10ffff))))
-                ok = 0;
-            if (ok) cp = v;
-            u += ok ? n : 1;
-            if (cp >= 0x10000) {
-                cp -= 0x10000;
-                vp__buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-            } else {
-                vp__buf_printf(b, "\\u%04x", cp);
-            }
-        }
-    }
-    vp__buf_puts(b, "\"");
-}
-
 typedef struct { const cJSON *item; size_t pos; } keyed;
 
 static int keyed_cmp(const void *a, const void *b)
@@ -217,7 +175,7 @@ static void dump(vp_buf *b, const cJSON *it, int level)
     if (cJSON_IsNull(it)) vp__buf_puts(b, "null");
     else if (cJSON_IsTrue(it)) vp__buf_puts(b, "true");
     else if (cJSON_IsFalse(it)) vp__buf_puts(b, "false");
-    else if (cJSON_IsString(it)) py_str(b, it->valuestring ? it->valuestring : "");
+    else if (cJSON_IsString(it)) vp__buf_json_str(b, it->valuestring ? it->valuestring : "", true);
     else if (cJSON_IsNumber(it)) {
         double d = it->valuedouble;
         if (!(it->type & VP_JSON_FLOAT_FLAG) && d == floor(d) && fabs(d) < 9.2e18) vp__buf_printf(b, "%lld", (long long)d);
@@ -250,7 +208,7 @@ static void dump(vp_buf *b, const cJSON *it, int level)
             if (!first) vp__buf_puts(b, ",");
             first = false;
             indent(b, level + 1);
-            py_str(b, ks[i].item->string ? ks[i].item->string : "");
+            vp__buf_json_str(b, ks[i].item->string ? ks[i].item->string : "", true);
             vp__buf_puts(b, ": ");
             dump(b, ks[i].item, level + 1);
         }

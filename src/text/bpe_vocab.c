@@ -340,7 +340,7 @@ int vp_bpe_tokenizer_files(const char *path, int64_t vocab_size, int64_t model_m
     vp__buf_puts(&b, "{\n");
     for (size_t i = 0; i < v.ntok; i++) {
         vp__buf_puts(&b, "  ");
-        vp_text_json_str(&b, v.tok[order[i]]);
+        vp__buf_json_str(&b, v.tok[order[i]], false);
         vp__buf_printf(&b, ": %zu%s\n", order[i], i + 1 < v.ntok ? "," : "");
     }
     vp__buf_puts(&b, "}\n");

@@ -101,10 +101,6 @@ int vp_text_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((
  * when b ran out of memory. */
 int vp_text_take(vp_text_file *f, const char *name, struct vp_buf *b);
 
-/* Append s as a JSON string as Python's json.dumps(ensure_ascii=False)
- * writes it (quotes included). */
-void vp_text_json_str(struct vp_buf *b, const char *s);
-
 /* A special token: in special_tokens_map.json `key` is its field
  * ("eos_token"), in added_tokens_decoder its id ("49407"). */
 typedef struct vp_text_token {

@@ -44,36 +44,16 @@ int vp_text_take(vp_text_file *f, const char *name, vp_buf *b)
     return 0;
 }
 
-void vp_text_json_str(vp_buf *b, const char *s)
-{
-    vp__buf_add(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
-        case '"': vp__buf_puts(b, "\\\""); break;
-        case '\\': vp__buf_puts(b, "\\\\"); break;
-        case '\n': vp__buf_puts(b, "\\n"); break;
-        case '\r': vp__buf_puts(b, "\\r"); break;
-        case '\t': vp__buf_puts(b, "\\t"); break;
-        case '\b': vp__buf_puts(b, "\\b"); break;
-        case '\f': vp__buf_puts(b, "\\f"); break;
-        default:
-            if (*c < 0x20) vp__buf_printf(b, "\\u%04x", *c);
-            else vp__buf_add(b, c, 1);
-        }
-    }
-    vp__buf_add(b, "\"", 1);
-}
-
 /* `"key": {AddedToken}` at `indent` spaces, as AddedToken.__getstate__()
  * lists it; "special" only in tokenizer_config.json's added_tokens_decoder. */
 static void added_token(vp_buf *b, int indent, const vp_text_token *t, const vp_text_style *st, int special)
 {
     const char *strip = st->strip ? "true" : "false";
     vp__buf_printf(b, "%*s", indent, "");
-    vp_text_json_str(b, t->key);
+    vp__buf_json_str(b, t->key, false);
     vp__buf_puts(b, ": {\n");
     vp__buf_printf(b, "%*s\"content\": ", indent + 2, "");
-    vp_text_json_str(b, t->content);
+    vp__buf_json_str(b, t->content, false);
     vp__buf_printf(b, ",\n%*s\"lstrip\": %s,\n", indent + 2, "", strip);
     vp__buf_printf(b, "%*s\"normalized\": %s,\n", indent + 2, "", st->normalized ? "true" : "false");
     vp__buf_printf(b, "%*s\"rstrip\": %s,\n", indent + 2, "", strip);
@@ -96,11 +76,11 @@ void vp_text_config_common(vp_buf *b, int64_t model_max_length, const char *pad_
 {
     vp__buf_printf(b, "  \"model_max_length\": %lld,\n", (long long)model_max_length);
     vp__buf_puts(b, "  \"pad_token\": ");
-    vp_text_json_str(b, pad_token);
+    vp__buf_json_str(b, pad_token, false);
     vp__buf_puts(b, ",\n");
     if (processor_class) {
         vp__buf_puts(b, "  \"processor_class\": ");
-        vp_text_json_str(b, processor_class);
+        vp__buf_json_str(b, processor_class, false);
         vp__buf_puts(b, ",\n");
     }
 }
@@ -111,9 +91,9 @@ void vp_text_special_tokens_map(vp_buf *b, const vp_text_token *t, int n, const 
     for (int i = 0; i < n; i++) {
         if (t[i].as_string) {
             vp__buf_puts(b, "  ");
-            vp_text_json_str(b, t[i].key);
+            vp__buf_json_str(b, t[i].key, false);
             vp__buf_puts(b, ": ");
-            vp_text_json_str(b, t[i].content);
+            vp__buf_json_str(b, t[i].content, false);
         } else {
             added_token(b, 2, &t[i], st, 0);
         }
