@@ -155,6 +155,18 @@ expect_rc 0 "classify ViT" "$BIN" classify "$T/vit" --image "$CAT" --top 3
 [ "$(grep -cE '^ +[0-9.]+%  LABEL_[0-4] \([0-4]\)$' "$T/out")" = 3 ] && ok || bad "classify top-3: $(cat "$T/out")"
 expect_rc 1 "classify a truncated image" "$BIN" classify "$T/vit" --image "$TRUNC"
 has "$T/err" "truncated_jpeg.jpg" "classify names the bad file"
+# labels from a config.json and tensor names from a file reach the terminal:
+# their control characters (here ESC [ 2 J, which clears the screen) come out as \xNN
+ctl() { if LC_ALL=C grep -q '[[:cntrl:]]' "$1"; then bad "$2: a control character in $(head -c 300 "$1" | od -c | head -5)"; else ok; fi; }
+mkdir -p "$T/vit_esc" && cp "$T/vit/"* "$T/vit_esc/" && sed -i 's/"LABEL_/"L\\u001b[2J_/' "$T/vit_esc/config.json"
+expect_rc 0 "classify, labels holding ESC" "$BIN" classify "$T/vit_esc" --image "$CAT" --top 5
+ctl "$T/out" "classify's labels"
+has "$T/out" 'L\\x1b\[2J_[0-4] \([0-4]\)$' "classify shows ESC as \\x1b"
+h='{"a\u001b[2Jb\u007fc":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+{ printf "\\x$(printf %02x ${#h})\\0\\0\\0\\0\\0\\0\\0"; printf '%s' "$h"; printf '\0\0\0\0'; } >"$T/esc.safetensors"
+expect_rc 0 "inspect, a tensor name holding ESC and DEL" "$BIN" inspect "$T/esc.safetensors"
+ctl "$T/out" "inspect's tensor names"
+has "$T/out" '^a\\x1b\[2Jb\\x7fc +float32' "inspect shows ESC and DEL as \\xNN"
 
 # ---- segment ---------------------------------------------------------------------
 expect_rc 0 "segment two prompts" "$BIN" segment "$T/seg" --image "$CAT" --prompt "a cat" --prompt "a glass" --out "$T/m.png"

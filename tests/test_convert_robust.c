@@ -363,6 +363,26 @@ static void name_with_newline(void)
     unlink(path);
 }
 
+/* A name holding a terminal escape (ESC [ 2 J clears the screen) or DEL:
+ * messages reach terminals, so no control character passes into one. */
+static void name_with_escape(void)
+{
+    static const char header[] = "{\"a\\u001b[2Jb\\u007fc\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    char path[160];
+    snprintf(path, sizeof path, "%s/escape.safetensors", g_dir);
+    static const uint8_t zero[4] = {0};
+    tu_write_st(path, header, zero, sizeof zero);
+    vp_convert_opts o = opts();
+    result r = convert(path, &o);
+    CHECKF(r.rc != VP_OK, "a tensor named 'a<ESC>[2Jb<DEL>c' converted");
+    bool clean = r.err[0] != 0;
+    for (const char *c = r.err; *c; c++) clean = clean && (unsigned char)*c >= 0x20 && *c != 0x7f;
+    CHECKF(clean, "message '%s' holds a control character", r.err);
+    CHECKF(strstr(r.err, "'a [2Jb c'") != NULL, "message '%s' does not name 'a [2Jb c'", r.err);
+    CHECK(count_entries(g_parent) == 0);
+    unlink(path);
+}
+
 /* Issue 9.5: --set num_labels=100000000 on a 5-class model wrote num_labels
  * beside a 5-entry id2label (transformers refuses to load that); checked
  * against the head now, from --set and from --config alike. */
@@ -533,6 +553,7 @@ int main(void)
     extract_layers_huge();
     subconfig_not_object();
     name_with_newline();
+    name_with_escape();
     num_labels_contradiction();
     config_nul_key();
     fifo_options();

@@ -220,6 +220,16 @@ static void crc_checks(void)
     o = crc_try(write_tmp("crc-dbad.npz", &z), 1);
     CHECKF(o.read == VP_ERR_FORMAT && tu_has(o.msg, "'x.npy'") && tu_has(o.msg, "CRC-32"), "deflated npz: %d %s", o.read, o.msg);
     free(z.p);
+    /* a member named with a terminal escape (ESC [ 2 J clears the screen):
+     * the message names it with the control characters as spaces */
+    zmember me[1] = {{"x\033[2J\177.npy", npy.p, npy.n, 0, false}};
+    z = build_zip(me, 1, false, &L);
+    z.p[L.data[0] + npy.n - 2] ^= 0x80;
+    o = crc_try(write_tmp("crc-esc.npz", &z), 1);
+    bool clean = o.msg[0] != 0;
+    for (const char *c = o.msg; *c; c++) clean = clean && (unsigned char)*c >= 0x20 && *c != 0x7f;
+    CHECKF(o.read == VP_ERR_FORMAT && clean && tu_has(o.msg, "'x [2J .npy'"), "escape in a member name: %s", o.msg);
+    free(z.p);
     free(npy.p);
 
     /* formats without checksums: nothing to check, not a failure */

@@ -35,6 +35,10 @@ void vp_cli_array_free(vp_cli_array *a);
 
 /* Human-readable byte count ("1.5 GB") into buf. */
 const char *vp_cli_bytes(double n, char *buf, unsigned len);
+/* s fit for a terminal: s itself when it holds no control character, else
+ * a copy in buf with each one as \xNN (a name from a file cannot move the
+ * cursor or clear the screen), cut with "..." when buf is too short. */
+const char *vp_cli_printable(const char *s, char *buf, size_t len);
 
 /* Verification reports shared by verify and convert (tools/cmd_verify.c). */
 #include <cjson/cJSON.h>

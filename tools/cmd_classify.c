@@ -152,7 +152,9 @@ int cmd_classify(int argc, char **argv)
                 char key[32];
                 snprintf(key, sizeof key, "%lld", (long long)best);
                 const cJSON *nm = cJSON_GetObjectItemCaseSensitive(id2label, key);
-                printf("  %5.1f%%  %s (%lld)\n", 100.0 * p[best], cJSON_IsString(nm) ? nm->valuestring : "?", (long long)best);
+                char pb[512];
+                printf("  %5.1f%%  %s (%lld)\n", 100.0 * p[best],
+                       cJSON_IsString(nm) ? vp_cli_printable(nm->valuestring, pb, sizeof pb) : "?", (long long)best);
                 p[best] = -1;
             }
         }

@@ -20,7 +20,8 @@ static void help(FILE *f)
             "\n"
             "Names join nested dictionary keys with '/' (teacher/backbone.cls_token) and\n"
             "list items by index (optimizer/state/0/exp_avg); .npz members drop .npy;\n"
-            "TorchScript archives give state_dict() names.\n"
+            "TorchScript archives give state_dict() names. A control character in a\n"
+            "name or key (from the file) is shown as \\xNN; --json gives it exactly.\n"
             "\n"
             "options:\n"
             "  --json     print one JSON object: format, structure, tensors\n"
@@ -156,28 +157,36 @@ int cmd_inspect(int argc, char **argv)
         free(text);
         cJSON_Delete(o);
     } else {
-        printf("file:    %s\nformat:  %s\n", path, vp_source_format(src));
-        if (key) printf("key:     %s\n", key);
+        char pb[4096];
+        printf("file:    %s\n", vp_cli_printable(path, pb, sizeof pb));
+        printf("format:  %s\n", vp_source_format(src));
+        if (key) printf("key:     %s\n", vp_cli_printable(key, pb, sizeof pb));
         if (root) {
             describe(root, d, sizeof d);
-            printf("content: %s\n", d);
+            printf("content: %s\n", vp_cli_printable(d, pb, sizeof pb));
             if (vp_value_kind(root) == VP_V_DICT) {
                 size_t shown = vp_value_len(root) > 40 ? 40 : vp_value_len(root);
                 for (size_t i = 0; i < shown; i++) {
                     describe(vp_value_item(root, i), d, sizeof d);
-                    printf("  %-24s %s\n", key_text(vp_value_key(root, i), kb, sizeof kb), d);
+                    char pd[512];
+                    printf("  %-24s %s\n", vp_cli_printable(key_text(vp_value_key(root, i), kb, sizeof kb), pb, sizeof pb),
+                           vp_cli_printable(d, pd, sizeof pd));
                 }
                 if (shown < vp_value_len(root)) printf("  ... %zu more keys\n", vp_value_len(root) - shown);
             }
         }
         size_t w = 4;
-        for (size_t i = 0; i < n; i++) { size_t l = strlen(vp_source_tensor(src, i)->name); if (l > w) w = l; }
+        for (size_t i = 0; i < n; i++) {
+            size_t l = strlen(vp_cli_printable(vp_source_tensor(src, i)->name, pb, sizeof pb));
+            if (l > w) w = l;
+        }
         if (w > 70) w = 70;
         printf("\n%-*s  %-8s  %-20s  %s\n", (int)w, "name", "dtype", "shape", "bytes");
         for (size_t i = 0; i < n; i++) {
             const vp_tensor *t = vp_source_tensor(src, i);
             shape_text(t, d, sizeof d);
-            printf("%-*s  %-8s  %-20s  %llu\n", (int)w, t->name, vp_dtype_name(t->dtype), d, (unsigned long long)t->nbytes);
+            printf("%-*s  %-8s  %-20s  %llu\n", (int)w, vp_cli_printable(t->name, pb, sizeof pb), vp_dtype_name(t->dtype), d,
+                   (unsigned long long)t->nbytes);
         }
         printf("\n%zu tensors, %llu parameters, %s (%llu bytes)\n", n, (unsigned long long)params,
                vp_cli_bytes((double)bytes, d, sizeof d), (unsigned long long)bytes);

@@ -47,6 +47,22 @@ const char *vp_cli_bytes(double n, char *buf, unsigned len)
     return buf;
 }
 
+const char *vp_cli_printable(const char *s, char *buf, size_t len)
+{
+    const char *c = s;
+    while (*c && (unsigned char)*c >= 0x20 && *c != 0x7f) c++;
+    if (!*c || len < 8) return s;   /* nothing to escape: s itself */
+    size_t o = 0;
+    for (c = s; *c && o + 8 < len; c++) {
+        unsigned char b = (unsigned char)*c;
+        if (b < 0x20 || b == 0x7f) o += (size_t)snprintf(buf + o, len - o, "\\x%02x", b);
+        else buf[o++] = (char)b;
+    }
+    if (*c) { memcpy(buf + o, "...", 3); o += 3; }
+    buf[o] = 0;
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { usage(stderr); return VP_EXIT_USAGE; }

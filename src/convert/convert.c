@@ -234,8 +234,7 @@ int vp_convert_ex(const char *src_path, const char *key, const char *out_dir, co
     vp__alloc_leave(&sc);
     /* One line, whatever the tensor names quoted in it hold ("a\nb" is a
      * valid key in every format). */
-    for (char *c = err; rc && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
+    if (rc && err) vp__oneline(err);
     return rc;
 }
 

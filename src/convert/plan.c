@@ -77,7 +77,7 @@ int vp_plan_fail(vp_plan *p, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    vp__verr(p->err, sizeof p->err, NULL, fmt, ap);
     va_end(ap);
     p->errcode = code ? code : VP_ERR_MISMATCH;
     return p->errcode;

@@ -43,7 +43,7 @@ static int werr(writer *w, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(w->err, w->errlen, fmt, ap);
+    vp__verr(w->err, w->errlen, NULL, fmt, ap);
     va_end(ap);
     return code;
 }

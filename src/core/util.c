@@ -231,15 +231,21 @@ void vp__fsync_dir(const char *dir)
 /* ---- errors ------------------------------------------------------------- */
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap)
 {
+    if (!dst || !dstlen) return 0;
     size_t n = 0;
     if (prefix && *prefix) {
         int k = snprintf(dst, dstlen, "%s: ", prefix);
         n = k < 0 ? 0 : ((size_t)k < dstlen ? (size_t)k : dstlen - 1);
     }
     vsnprintf(dst + n, dstlen - n, fmt, ap);
-    /* Keep it one line. */
-    for (char *c = dst; *c; c++) if (*c == '\n' || *c == '\r') *c = ' ';
+    vp__oneline(dst);
     return 0;
+}
+
+void vp__oneline(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
 }
 
 int vp__errf(char *err, size_t errlen, int code, const char *fmt, ...)

@@ -29,8 +29,12 @@ int64_t vp__isqrt(int64_t n);
 bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
 
 /* "PREFIX: message" (printf-style; no prefix when NULL or "") into dst, kept
- * to one line; returns 0. */
+ * to one line (vp__oneline); returns 0. Every message vitport makes goes
+ * through here, so names quoted from a file cannot break a line or send a
+ * terminal an escape sequence. */
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
+/* Every control character in s (CR, LF, TAB, ESC, DEL, ...) becomes a space. */
+void vp__oneline(char *s);
 /* The message into err (one line, as vp__verr without a prefix); returns
  * code, so that `return vp__errf(err, errlen, VP_ERR_FORMAT, ...)` reports. */
 int vp__errf(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -14,13 +14,14 @@
 #include "vitport/vitport.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/util.h"
 #include "text/text.h"
 
 int vp_text_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vp__verr(err, errlen, NULL, fmt, ap);
     va_end(ap);
     return -1;
 }

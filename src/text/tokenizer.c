@@ -31,7 +31,7 @@ static int set_err(vp_tokenizer *t, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->errmsg, sizeof t->errmsg, fmt, ap);
+    vp__verr(t->errmsg, sizeof t->errmsg, NULL, fmt, ap);
     va_end(ap);
     return code;
 }

@@ -14,9 +14,8 @@ int vp__ref_fail(vp_ref *r, int code, const char *fmt, ...)
     if (r->err[0]) return code;          /* keep the first failure */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    vp__verr(r->err, sizeof r->err, NULL, fmt, ap);
     va_end(ap);
-    for (char *p = r->err; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
     return code;
 }
 

@@ -72,9 +72,8 @@ static int fail(vp_verify *v, int code, const char *fmt, ...)
     if (v->errmsg[0]) return code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->errmsg, sizeof v->errmsg, fmt, ap);
+    vp__verr(v->errmsg, sizeof v->errmsg, NULL, fmt, ap);
     va_end(ap);
-    for (char *p = v->errmsg; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
     return code;
 }
 
