@@ -33,6 +33,8 @@ const char *tu_jstr(const cJSON *o, const char *key);
 bool tu_has(const char *msg, const char *part);
 /* A non-empty message of one line (no CR, no LF). */
 bool tu_one_line(const char *msg);
+/* Non-empty and free of control characters (ESC, DEL, CR, LF, ...). */
+bool tu_no_control(const char *msg);
 
 /* ---- environment and the shared folders ---------------------------------- */
 /* The variable's value when set and not empty, else fallback. */

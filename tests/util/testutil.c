@@ -78,6 +78,14 @@ bool tu_has(const char *msg, const char *part) { return msg && strstr(msg, part)
 
 bool tu_one_line(const char *msg) { return msg && *msg && !strpbrk(msg, "\r\n"); }
 
+bool tu_no_control(const char *msg)
+{
+    if (!msg || !*msg) return false;
+    for (const char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) return false;
+    return true;
+}
+
 /* ---- environment and the shared folders ---------------------------------- */
 const char *tu_env(const char *name, const char *fallback)
 {
