@@ -29,9 +29,10 @@ int64_t vp__isqrt(int64_t n);
 bool vp__c_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
 
 /* "PREFIX: message" (printf-style; no prefix when NULL or "") into dst, kept
- * to one line (vp__oneline); returns 0. Every message vitport makes goes
- * through here, so names quoted from a file cannot break a line or send a
- * terminal an escape sequence. */
+ * to one line (vp__oneline); returns 0. The library's messages are made
+ * here (a conversion's also pass vp__oneline as vp_convert_ex returns), so
+ * names quoted from a file cannot break a line or send a terminal an escape
+ * sequence. */
 int vp__verr(char *dst, size_t dstlen, const char *prefix, const char *fmt, va_list ap);
 /* Every control character in s (CR, LF, TAB, ESC, DEL, ...) becomes a space. */
 void vp__oneline(char *s);
