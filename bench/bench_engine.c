@@ -8,8 +8,7 @@
  *       both. Prints "seconds BEST" (the best forward's wall time),
  *       "cpu_seconds BEST" (the least process CPU time of a forward: with
  *       one thread, the work without the time other processes took the
- *       core), "first_seconds T" (the untimed first forward: the cold
- *       one, as a `vitport run` process has it) and "blas INFO".
+ *       core) and "blas INFO".
  *   vp_bench_engine sgemm THREADS REPS M N K [M N K ...]
  *       C[M, N] = A[M, K] W[N, K]^T through vp_nn_gemm (the engine's
  *       product, the BLAS it links) for each shape: prints
@@ -81,12 +80,11 @@ static int forward(int argc, char **argv)
     vp_source_close(s);
     vp_ctx *c = NULL;
     if (vp_ctx_new(&c, m, threads)) { fprintf(stderr, "%s\n", vp_ctx_errmsg(c)); return 1; }
-    double best = 1e30, best_cpu = 1e30, first = 0;
+    double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r <= reps; r++) {
         double t0 = now(), c0 = cpu();
         rc = vp_ctx_run(c, &in);
         double dt = now() - t0, dc = cpu() - c0;
-        if (!r) first = dt;
         if (r && dc < best_cpu) best_cpu = dc;
         if (rc) {
             fprintf(stderr, "%s\n", vp_ctx_errmsg(c));
@@ -94,7 +92,7 @@ static int forward(int argc, char **argv)
         }
         if (r && dt < best) best = dt;
     }
-    printf("seconds %.6f\ncpu_seconds %.6f\nfirst_seconds %.6f\nblas %s\n", best, best_cpu, first, vp_nn_blas_info());
+    printf("seconds %.6f\ncpu_seconds %.6f\nblas %s\n", best, best_cpu, vp_nn_blas_info());
     vp_ctx_free(c);
     vp_model_close(m);
     free(pix);
